@@ -1,0 +1,101 @@
+//! Configuration: `mcpd.toml` read, checked and resolved into the settings
+//! the runtime uses.
+//!
+//! [`load`] is the only entry point. It returns either a fully valid
+//! [`Config`] with every default filled in, or a [`ConfigError`] that names the
+//! file, line, column and key. The raw file layout lives in [`schema`], unit
+//! parsing in [`units`], and the checks in [`validate`].
+
+mod error;
+mod schema;
+pub mod units;
+mod validate;
+
+pub use error::ConfigError;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A validated configuration, every default resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub gateway: GatewaySettings,
+    pub servers: Vec<Arc<ServerSettings>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// The shared listener, present when at least one server has no `port`.
+    pub listen: Option<SocketAddr>,
+    pub bind: IpAddr,
+    pub max_sessions: usize,
+    pub threads: usize,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub name: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    /// Where this server is served: its own port, or the shared listener.
+    pub listen: SocketAddr,
+    /// Path prefix on the listener: empty on an own port, `/NAME` on the shared one.
+    pub mount: String,
+    pub health_path: String,
+    pub health_interval: Duration,
+    pub http: HttpSettings,
+    pub session: SessionSettings,
+    pub pool_size: usize,
+}
+
+impl ServerSettings {
+    /// The MCP endpoint path, e.g. `/mcp` or `/api-tools/mcp`.
+    pub fn mcp_path(&self) -> String {
+        format!("{}/mcp", self.mount)
+    }
+
+    /// The health endpoint path, e.g. `/health` or `/api-tools/health`.
+    pub fn health_route(&self) -> String {
+        format!("{}{}", self.mount, self.health_path)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// When false, POST answers are always one JSON body, never an SSE stream.
+    pub chunked_encoding: bool,
+    pub max_request_size: u64,
+    pub request_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub sse_keepalive: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub enabled: bool,
+    pub idle_timeout: Duration,
+    pub max_per_client: usize,
+}
+
+/// Reads, parses and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates configuration text; `path` is used in messages only.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let raw = validate::deserialize(path, text)?;
+    validate::resolve(path, text, raw)
+}

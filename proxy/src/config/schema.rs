@@ -1,0 +1,96 @@
+//! The `mcpd.toml` schema exactly as users write it, before validation.
+//!
+//! These types mirror the file: serde fills them, rejecting unknown keys and
+//! wrong types. Values that need checks serde cannot do keep their `Spanned`
+//! position so that [`super::validate`] can point at the offending line. The
+//! runtime never sees these types; it gets the resolved [`super::Config`].
+
+use super::units::{ByteSize, HumanDuration};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub gateway: RawGateway,
+    #[serde(default)]
+    pub server: BTreeMap<String, Spanned<RawServer>>,
+}
+
+/// `[gateway]`: settings for the whole process.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    /// Shared listener for servers without their own `port` (`/NAME/mcp`).
+    pub listen: Option<Spanned<String>>,
+    /// Address that per-server `port`s bind to.
+    pub bind: Option<Spanned<String>>,
+    /// Cap on live client sessions across all servers.
+    pub max_sessions: Option<usize>,
+    /// Worker threads for the front (Pingora) runtime.
+    pub threads: Option<usize>,
+    /// How long a SIGTERM waits for in-flight requests before exiting.
+    pub shutdown_timeout: Option<HumanDuration>,
+}
+
+/// `[server.NAME]`: one MCP server mcpd fronts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub command: Option<Spanned<String>>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub transport: Option<Spanned<toml::Value>>,
+    pub port: Option<Spanned<i64>>,
+    pub health_check: Option<Spanned<String>>,
+    pub health_check_interval: Option<HumanDuration>,
+    #[serde(default)]
+    pub http: RawHttp,
+    #[serde(default)]
+    pub session: RawSession,
+    #[serde(default)]
+    pub pool: RawPool,
+    // Planned keys: accepted by the parser only so that validation can say
+    // "not supported yet" at the right line instead of "unknown key".
+    pub tls: Option<Spanned<toml::Value>>,
+    pub url: Option<Spanned<toml::Value>>,
+    pub urls: Option<Spanned<toml::Value>>,
+    pub upstream_url: Option<Spanned<toml::Value>>,
+    pub replicas: Option<Spanned<toml::Value>>,
+    pub plugins: Option<Spanned<toml::Value>>,
+}
+
+/// `[server.NAME.http]`: limits on the client-facing HTTP side.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    pub chunked_encoding: Option<bool>,
+    pub max_request_size: Option<ByteSize>,
+    pub request_timeout: Option<HumanDuration>,
+    pub keepalive_timeout: Option<HumanDuration>,
+    pub max_concurrent_requests: Option<Spanned<i64>>,
+    pub sse_keepalive: Option<HumanDuration>,
+}
+
+/// `[server.NAME.session]`: client sessions and per-session processes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub enabled: Option<bool>,
+    pub timeout: Option<HumanDuration>,
+    pub max_per_client: Option<Spanned<i64>>,
+    pub storage: Option<Spanned<String>>,
+}
+
+/// `[server.NAME.pool]`: the shared warm pool used when sessions are off.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub size: Option<Spanned<i64>>,
+}

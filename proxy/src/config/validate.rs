@@ -1,0 +1,362 @@
+//! Checks serde cannot do, and defaults: turns a [`RawConfig`] into a
+//! [`Config`], or a [`ConfigError`] pointing at the line to fix.
+
+use super::error::{ConfigError, Location};
+use super::schema::{RawConfig, RawServer};
+use super::{Config, GatewaySettings, HttpSettings, ServerSettings, SessionSettings};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use toml::Spanned;
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Parses the TOML text into the raw schema, keeping the key path of errors.
+pub fn deserialize(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| ConfigError::Invalid {
+        location: Location::of(path, text, e.span()),
+        key: "(syntax)".into(),
+        message: e.message().trim().to_string(),
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError::Invalid {
+            location: Location::of(path, text, inner.span()),
+            key: if key == "." { "(top level)".into() } else { key },
+            message: inner.message().trim().to_string(),
+        }
+    })
+}
+
+/// Where the check is: builds errors with the right file and line.
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            location: Location::of(self.path, self.text, span),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn not_yet<T>(&self, value: &Option<Spanned<T>>, key: String, what: &str) -> Result<(), ConfigError> {
+        match value {
+            Some(v) => Err(self.error(Some(v.span()), key, format!("{what} is not supported yet"))),
+            None => Ok(()),
+        }
+    }
+
+    fn positive(&self, value: &Option<Spanned<i64>>, key: String, default: usize) -> Result<usize, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) if *v.get_ref() >= 1 => Ok(*v.get_ref() as usize),
+            Some(v) => Err(self.error(Some(v.span()), key, format!("must be at least 1, got {}", v.get_ref()))),
+        }
+    }
+}
+
+pub fn resolve(path: &Path, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let check = Checker { path, text };
+    let g = &raw.gateway;
+
+    let bind: IpAddr = match &g.bind {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(b) => b.get_ref().parse().map_err(|_| {
+            check.error(Some(b.span()), "gateway.bind", format!("{:?} is not an IP address", b.get_ref()))
+        })?,
+    };
+    let listen: SocketAddr = match &g.listen {
+        None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
+        Some(l) => l.get_ref().parse().map_err(|_| {
+            check.error(
+                Some(l.span()),
+                "gateway.listen",
+                format!("{:?} is not an address such as \"127.0.0.1:8080\"", l.get_ref()),
+            )
+        })?,
+    };
+    let threads = match g.threads {
+        Some(0) => return Err(check.error(None, "gateway.threads", "must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+
+    if raw.server.is_empty() {
+        return Err(check.error(None, "server", "no [server.NAME] section: there is nothing to serve"));
+    }
+
+    let mut servers = Vec::new();
+    let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+    let mut uses_shared_listener = false;
+    for (name, server) in &raw.server {
+        let settings = resolve_server(&check, name, server, bind, listen)?;
+        match settings.mount.is_empty() {
+            true => {
+                let port = settings.listen.port();
+                if let Some(other) = ports.insert(port, name.clone()) {
+                    let span = server.get_ref().port.as_ref().map(|p| p.span());
+                    return Err(check.error(
+                        span,
+                        format!("server.{name}.port"),
+                        format!("port {port} is already used by server {other:?}"),
+                    ));
+                }
+            }
+            false => uses_shared_listener = true,
+        }
+        servers.push(Arc::new(settings));
+    }
+    if uses_shared_listener && ports.contains_key(&listen.port()) && listen.ip() == bind {
+        let owner = &ports[&listen.port()];
+        return Err(check.error(
+            g.listen.as_ref().map(|l| l.span()),
+            "gateway.listen",
+            format!("port {} is also the own port of server {owner:?}", listen.port()),
+        ));
+    }
+
+    Ok(Config {
+        path: path.to_path_buf(),
+        gateway: GatewaySettings {
+            listen: uses_shared_listener.then_some(listen),
+            bind,
+            max_sessions: g.max_sessions.unwrap_or(1000).max(1),
+            threads,
+            shutdown_timeout: g.shutdown_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
+        },
+        servers,
+    })
+}
+
+fn resolve_server(
+    check: &Checker,
+    name: &str,
+    server: &Spanned<RawServer>,
+    bind: IpAddr,
+    shared: SocketAddr,
+) -> Result<ServerSettings, ConfigError> {
+    let key = |k: &str| format!("server.{name}.{k}");
+    let s = server.get_ref();
+
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(check.error(
+            Some(server.span()),
+            format!("server.{name}"),
+            "a server name may use only letters, digits, '-' and '_' (it becomes a URL path)",
+        ));
+    }
+    check.not_yet(&s.tls, key("tls"), "TLS (and auto_cert)")?;
+    check.not_yet(&s.url, key("url"), "an HTTP upstream (`url`)")?;
+    check.not_yet(&s.urls, key("urls"), "several HTTP upstreams (`urls`)")?;
+    check.not_yet(&s.upstream_url, key("upstream_url"), "a supervised HTTP upstream (`upstream_url`)")?;
+    check.not_yet(&s.replicas, key("replicas"), "running replicas of a stdio server")?;
+    check.not_yet(&s.plugins, key("plugins"), "the plugin chain")?;
+
+    let command = match &s.command {
+        Some(c) if !c.get_ref().trim().is_empty() => c.get_ref().clone(),
+        Some(c) => return Err(check.error(Some(c.span()), key("command"), "must not be empty")),
+        None => {
+            return Err(check.error(
+                Some(server.span()),
+                format!("server.{name}"),
+                "missing `command`: the stdio MCP server to run",
+            ));
+        }
+    };
+
+    check_transport(check, &s.transport, key("transport"))?;
+
+    let (listen, mount) = match &s.port {
+        None => (shared, format!("/{name}")),
+        Some(p) => match u16::try_from(*p.get_ref()) {
+            Ok(port) if port > 0 => (SocketAddr::new(bind, port), String::new()),
+            _ => {
+                return Err(check.error(
+                    Some(p.span()),
+                    key("port"),
+                    format!("{} is not a TCP port (1-65535)", p.get_ref()),
+                ));
+            }
+        },
+    };
+
+    let health_path = match &s.health_check {
+        None => "/health".to_string(),
+        Some(h) if h.get_ref().starts_with('/') && h.get_ref() != "/mcp" => h.get_ref().clone(),
+        Some(h) => {
+            return Err(check.error(
+                Some(h.span()),
+                key("health_check"),
+                format!("{:?} must be a path starting with '/' other than /mcp", h.get_ref()),
+            ));
+        }
+    };
+
+    if let Some(storage) = &s.session.storage {
+        match storage.get_ref().as_str() {
+            "memory" => {}
+            "redis" => {
+                return Err(check.error(
+                    Some(storage.span()),
+                    key("session.storage"),
+                    "\"redis\" session storage is not supported yet (use \"memory\")",
+                ));
+            }
+            other => {
+                return Err(check.error(
+                    Some(storage.span()),
+                    key("session.storage"),
+                    format!("unknown storage {other:?} (expected \"memory\")"),
+                ));
+            }
+        }
+    }
+
+    let h = &s.http;
+    let http = HttpSettings {
+        chunked_encoding: h.chunked_encoding.unwrap_or(true),
+        max_request_size: h.max_request_size.map(|b| b.0).unwrap_or(4 << 20),
+        request_timeout: h.request_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(300)),
+        keepalive_timeout: h.keepalive_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
+        max_concurrent_requests: check.positive(&h.max_concurrent_requests, key("http.max_concurrent_requests"), 256)?,
+        sse_keepalive: h.sse_keepalive.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
+    };
+    if http.request_timeout.is_zero() {
+        return Err(check.error(None, key("http.request_timeout"), "must be longer than zero"));
+    }
+
+    let session = SessionSettings {
+        enabled: s.session.enabled.unwrap_or(true),
+        idle_timeout: s.session.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(3600)),
+        max_per_client: check.positive(&s.session.max_per_client, key("session.max_per_client"), 16)?,
+    };
+
+    Ok(ServerSettings {
+        name: name.to_string(),
+        command,
+        args: s.args.clone(),
+        env: s.env.clone(),
+        cwd: s.cwd.clone(),
+        listen,
+        mount,
+        health_path,
+        health_interval: s.health_check_interval.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
+        http,
+        session,
+        pool_size: check.positive(&s.pool.size, key("pool.size"), 2)?,
+    })
+}
+
+/// `transport` is `"streamable-http"` or a list of client-facing transports.
+fn check_transport(check: &Checker, value: &Option<Spanned<toml::Value>>, key: String) -> Result<(), ConfigError> {
+    let Some(value) = value else { return Ok(()) };
+    let names: Vec<&toml::Value> = match value.get_ref() {
+        toml::Value::Array(items) => items.iter().collect(),
+        single => vec![single],
+    };
+    for name in names {
+        match name.as_str() {
+            Some("streamable-http") => {}
+            Some("sse") => {
+                return Err(check.error(
+                    Some(value.span()),
+                    key,
+                    "the legacy \"sse\" transport (2024-11-05) is not supported yet",
+                ));
+            }
+            Some(other) => {
+                return Err(check.error(
+                    Some(value.span()),
+                    key,
+                    format!("unknown transport {other:?} (expected \"streamable-http\")"),
+                ));
+            }
+            None => {
+                return Err(check.error(
+                    Some(value.span()),
+                    key,
+                    "expected a transport name or a list of them",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+    use std::path::Path;
+
+    fn err(text: &str) -> String {
+        parse(Path::new("t.toml"), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn seed_style_without_tls_is_accepted() {
+        let config = parse(
+            Path::new("t.toml"),
+            r#"
+[server.api-tools]
+command = "python"
+args = ["-m", "my_mcp_server"]
+transport = "streamable-http"
+port = 8443
+health_check = "/health"
+health_check_interval = "30s"
+[server.api-tools.http]
+chunked_encoding = true
+max_request_size = "10MB"
+request_timeout = "300s"
+keepalive_timeout = "60s"
+max_concurrent_requests = 100
+[server.api-tools.session]
+enabled = true
+timeout = "3600s"
+max_per_client = 5
+storage = "memory"
+"#,
+        )
+        .unwrap();
+        let s = &config.servers[0];
+        assert_eq!(s.http.max_request_size, 10 << 20);
+        assert_eq!(s.http.max_concurrent_requests, 100);
+        assert_eq!(s.session.max_per_client, 5);
+        assert_eq!(s.listen.port(), 8443);
+        assert_eq!(s.mcp_path(), "/mcp");
+        assert!(config.gateway.listen.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_path() {
+        let e = err("[server.a]\ncommand = \"x\"\n[server.a.http]\nmax_body = 3\n");
+        assert!(e.starts_with("t.toml:4:1: server.a.http.max_body: unknown field `max_body`"), "{e}");
+    }
+
+    #[test]
+    fn bad_unit_names_line_and_path() {
+        let e = err("[server.a]\ncommand = \"x\"\n[server.a.http]\nmax_request_size = \"10XB\"\n");
+        assert!(e.starts_with("t.toml:4:20: server.a.http.max_request_size: invalid size"), "{e}");
+    }
+
+    #[test]
+    fn tls_is_not_supported_yet() {
+        let e = err("[server.a]\ncommand = \"x\"\n[server.a.tls]\nauto_cert = true\n");
+        assert!(e.contains("server.a.tls: TLS (and auto_cert) is not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn servers_without_port_share_the_listener() {
+        let config = parse(Path::new("t.toml"), "[server.a]\ncommand = \"x\"\n").unwrap();
+        assert_eq!(config.servers[0].mcp_path(), "/a/mcp");
+        assert_eq!(config.gateway.listen.map(|l| l.port()), Some(8080));
+    }
+}

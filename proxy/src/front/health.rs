@@ -1,0 +1,20 @@
+//! `GET /health`: `{"status":"ok","server":NAME,"transport":"streamable-http"}`,
+//! or 503 with `"status":"down"` (and why) when the server cannot run.
+
+use super::respond;
+use crate::route::{Health, Route};
+use bytes::Bytes;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+
+pub async fn serve(route: &Route, http: &mut ServerSession) -> pingora::Result<()> {
+    let (status, body) = match route.health() {
+        Health::Ok => (200, json!({"status": "ok"})),
+        Health::Starting => (503, json!({"status": "starting"})),
+        Health::Down(error) => (503, json!({"status": "down", "error": error})),
+    };
+    let mut body = body;
+    body["server"] = json!(&*route.name);
+    body["transport"] = json!("streamable-http");
+    respond::json(http, status, &[("cache-control", "no-store")], Bytes::from(body.to_string())).await
+}

@@ -1,0 +1,85 @@
+//! The client-facing side, on Pingora: listeners, routing, and the
+//! endpoints (`/mcp`, health). [`McpApp`] is a Pingora `HttpServerApp`: it
+//! reads each request, routes it, lets an endpoint answer, and hands the
+//! connection back for keep-alive.
+
+mod health;
+mod respond;
+mod router;
+mod streamable_http;
+
+use crate::gateway::Gateway;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::services::listening::Service;
+use router::{Endpoint, Router};
+use std::sync::Arc;
+
+pub struct McpApp {
+    gateway: Arc<Gateway>,
+    router: Router,
+}
+
+/// One Pingora service listening on every configured address.
+pub fn service(gateway: Arc<Gateway>) -> Service<McpApp> {
+    let mut addresses: Vec<std::net::SocketAddr> = gateway.config.servers.iter().map(|s| s.listen).collect();
+    addresses.sort();
+    addresses.dedup();
+    let app = McpApp {
+        router: Router::new(&gateway.routes),
+        gateway,
+    };
+    let mut service = Service::new("mcpd".to_string(), app);
+    for address in addresses {
+        service.add_tcp(&address.to_string());
+    }
+    service
+}
+
+#[async_trait]
+impl HttpServerApp for McpApp {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match http.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(error) => {
+                tracing::debug!(target: "mcpd::access", "bad request from client: {error}");
+                return None;
+            }
+        }
+        let port = http.server_addr().and_then(|a| a.as_inet()).map(|a| a.port()).unwrap_or(0);
+        let path = http.req_header().uri.path().to_string();
+        let result = match self.router.resolve(port, &path) {
+            Some((endpoint, route)) => {
+                http.set_keepalive(Some(route.settings.http.keepalive_timeout.as_secs()));
+                match endpoint {
+                    Endpoint::Mcp => streamable_http::serve(&self.gateway, route, &mut http).await,
+                    Endpoint::Health => health::serve(route, &mut http).await,
+                }
+            }
+            None => {
+                let body = Bytes::from(format!(r#"{{"error":"no MCP endpoint at {path:?}"}}"#));
+                respond::json(&mut http, 404, &[], body).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::debug!(target: "mcpd::access", "writing to client failed: {error}");
+            return None;
+        }
+        if *shutdown.borrow() || self.gateway.is_draining() {
+            http.set_keepalive(None);
+        }
+        let persistent = HttpPersistentSettings::for_session(&http);
+        match http.finish().await {
+            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, persistent)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Which route and endpoint a request is for, by local port and path.
+//!
+//! A server with its own `port` answers at `/mcp` and its health path; a
+//! server on the shared listener answers under `/NAME/`.
+
+use crate::route::Route;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Mcp,
+    Health,
+}
+
+#[derive(Default)]
+pub struct Router {
+    by_port: HashMap<u16, Vec<(String, Endpoint, Arc<Route>)>>,
+}
+
+impl Router {
+    pub fn new(routes: &[Arc<Route>]) -> Router {
+        let mut router = Router::default();
+        for route in routes {
+            let entries = router.by_port.entry(route.settings.listen.port()).or_default();
+            entries.push((route.settings.mcp_path(), Endpoint::Mcp, Arc::clone(route)));
+            entries.push((route.settings.health_route(), Endpoint::Health, Arc::clone(route)));
+        }
+        router
+    }
+
+    pub fn resolve(&self, port: u16, path: &str) -> Option<(Endpoint, &Arc<Route>)> {
+        let path = match path.len() > 1 {
+            true => path.trim_end_matches('/'),
+            false => path,
+        };
+        self.by_port
+            .get(&port)?
+            .iter()
+            .find(|(p, _, _)| p == path)
+            .map(|(_, endpoint, route)| (*endpoint, route))
+    }
+}

@@ -1,0 +1,108 @@
+//! The gateway's shared state and its background work.
+//!
+//! [`Gateway`] is built once from a validated config and shared by every
+//! request handler. [`Gateway::run_background`] keeps pools filled, runs
+//! health checks and reaps idle sessions until shutdown. Draining (refusing
+//! new work while in-flight requests finish) is tracked here too, so the
+//! signal handler and the request path agree on it.
+
+use crate::config::Config;
+use crate::route::Route;
+use crate::session::SessionTable;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+pub struct Gateway {
+    pub config: Config,
+    pub routes: Vec<Arc<Route>>,
+    pub sessions: Arc<SessionTable>,
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    idle: Notify,
+}
+
+/// Counts one request in flight for draining; released on drop.
+pub struct InFlight(Arc<Gateway>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Gateway {
+    pub fn new(config: Config) -> Arc<Self> {
+        let routes = config.servers.iter().map(|s| Route::new(Arc::clone(s))).collect();
+        Arc::new(Gateway {
+            sessions: SessionTable::new(config.gateway.max_sessions),
+            routes,
+            config,
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Registers a request in flight, or `None` when draining.
+    pub fn begin_request(self: &Arc<Self>) -> Option<InFlight> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let guard = InFlight(Arc::clone(self));
+        (!self.is_draining()).then_some(guard)
+    }
+
+    /// Stops taking new requests and waits (up to `timeout`) for those in
+    /// flight to finish. Returns how many were still running at the end.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.draining.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.idle.notified();
+            let running = self.in_flight.load(Ordering::Acquire);
+            if running == 0 {
+                return 0;
+            }
+            tracing::info!(running, "draining: waiting for requests in flight");
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.in_flight.load(Ordering::Acquire);
+            }
+        }
+    }
+
+    /// Keeps pools filled, checks health and reaps idle sessions until `shutdown`.
+    pub async fn run_background(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        for route in &self.routes {
+            if let Some(pool) = &route.pool {
+                for slot in 0..route.settings.pool_size {
+                    tokio::spawn(Arc::clone(pool).supervise_slot(slot, stop_rx.clone()));
+                }
+            }
+            tokio::spawn(Arc::clone(route).check_health(stop_rx.clone()));
+        }
+        let reap_every = self
+            .routes
+            .iter()
+            .map(|r| (r.settings.session.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)))
+            .min()
+            .unwrap_or(Duration::from_secs(30));
+        let mut tick = tokio::time::interval(reap_every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    self.sessions.reap_idle();
+                }
+                _ = crate::shutdown::requested(&mut shutdown) => break,
+            }
+        }
+        let _ = stop_tx.send(true);
+        self.sessions.clear();
+    }
+}

@@ -1,0 +1,82 @@
+//! The `mcpd` command line: `run` the gateway, `check` a configuration.
+
+use clap::{Parser, Subcommand};
+use mcpd::config;
+use mcpd::logs::{self, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "mcpd", version, about = "A gateway that puts MCP servers on the network")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the MCP servers of a configuration until SIGTERM.
+    Run {
+        /// The configuration file.
+        #[arg(short, long, default_value = "mcpd.toml")]
+        config: PathBuf,
+        /// Log line format on stderr.
+        #[arg(long, value_enum, default_value_t = LogFormat::Json)]
+        log_format: LogFormat,
+        /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
+    /// Validate a configuration without starting anything.
+    Check {
+        /// The configuration file.
+        #[arg(short, long, default_value = "mcpd.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check { config } => match config::load(&config) {
+            Ok(config) => {
+                println!("{}: ok", config.path.display());
+                for server in &config.servers {
+                    println!(
+                        "  server {:?}: `{}` at http://{}{}",
+                        server.name,
+                        server.command,
+                        server.listen,
+                        server.mcp_path()
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Run {
+            config,
+            log_format,
+            log_level,
+        } => {
+            logs::init(log_format, &log_level);
+            let config = match config::load(&config) {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::error!("{error}");
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            match mcpd::serve::run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

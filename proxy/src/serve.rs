@@ -1,0 +1,92 @@
+//! Running the gateway: a Pingora server with the MCP front service and a
+//! background service for pools, health checks and session reaping, and
+//! signal handling that drains before exiting.
+//!
+//! SIGTERM (and SIGQUIT): stop taking new requests (503 with Retry-After),
+//! wait up to `gateway.shutdown_timeout` for requests in flight, then exit.
+//! SIGINT: exit at once.
+
+use crate::config::Config;
+use crate::front;
+use crate::gateway::Gateway;
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{BackgroundService, background_service};
+use std::sync::Arc;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Runs until a shutdown signal; returns once the server has stopped.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let conf = ServerConf {
+        threads: config.gateway.threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let shutdown_timeout = config.gateway.shutdown_timeout;
+    let gateway = Gateway::new(config);
+    for server in &gateway.config.servers {
+        tracing::info!(
+            server = %server.name,
+            listen = %server.listen,
+            path = %server.mcp_path(),
+            sessions = server.session.enabled,
+            "serving MCP server"
+        );
+    }
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    server.add_service(front::service(Arc::clone(&gateway)));
+    server.add_service(background_service("supervisor", Supervisor(Arc::clone(&gateway))));
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Drain {
+            gateway,
+            timeout: shutdown_timeout,
+        }),
+    });
+    Ok(())
+}
+
+struct Supervisor(Arc<Gateway>);
+
+#[async_trait]
+impl BackgroundService for Supervisor {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        Arc::clone(&self.0).run_background(shutdown).await;
+    }
+}
+
+struct Drain {
+    gateway: Arc<Gateway>,
+    timeout: std::time::Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for Drain {
+    async fn recv(&self) -> ShutdownSignal {
+        let (Ok(mut term), Ok(mut quit), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::quit()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers; SIGTERM will not drain");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = quit.recv() => {}
+            _ = interrupt.recv() => {
+                tracing::info!("SIGINT: shutting down now");
+                return ShutdownSignal::FastShutdown;
+            }
+        }
+        tracing::info!(timeout = ?self.timeout, "SIGTERM: draining requests in flight");
+        let left = self.gateway.drain(self.timeout).await;
+        match left {
+            0 => tracing::info!("drained; shutting down"),
+            n => tracing::warn!(abandoned = n, "shutdown timeout reached with requests in flight"),
+        }
+        ShutdownSignal::GracefulTerminate
+    }
+}

@@ -1,0 +1,570 @@
+//! One stdio MCP server process: spawn, newline-delimited JSON-RPC in and
+//! out, and routing of what it says back to the right caller.
+//!
+//! Every request mcpd forwards gets a fresh numeric id on the way in (so any
+//! number of callers can share one process) and its own id back on the way
+//! out. Progress tokens are rewritten the same way, so `notifications/progress`
+//! reaches the request that asked for it. Requests the server sends to the
+//! client (sampling, elicitation, roots, ping) get a gateway id
+//! `mcpd-<process>-<n>` that tells mcpd, when the client answers, which
+//! process and which original id the answer belongs to.
+//!
+//! Everything else the server says goes to the most recent request in
+//! flight (whose client is listening on that request's SSE stream) or, when
+//! none is, to the session's [`Outbox`] (the GET stream).
+//!
+//! What this module does not do: decide which process serves a client
+//! (sessions and the pool do), or speak HTTP (the front does).
+
+use crate::config::ServerSettings;
+use crate::mcp::jsonrpc::{self, Kind, Message};
+use crate::session::outbox::Outbox;
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, watch};
+
+/// Lines queued for a server's stdin before callers wait.
+const STDIN_QUEUE: usize = 1024;
+/// Events buffered between a process and one waiting request.
+const CALL_BUFFER: usize = 64;
+/// Grace given to a process between closing stdin, SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot start MCP server `{command}`: {source}")]
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("MCP server process exited: {0}")]
+    Exited(String),
+    #[error("MCP server did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("MCP server answered {method} with an error: {error}")]
+    Refused { method: String, error: String },
+}
+
+/// What a waiting request receives from the process.
+#[derive(Debug)]
+pub enum Event {
+    /// A server notification or request for this request's client.
+    Message(Bytes),
+    /// The answer, with the client's own id restored. Always last.
+    Response { bytes: Bytes, is_error: bool },
+    /// The process died before answering. Always last.
+    Failed(String),
+}
+
+struct Pending {
+    client_id: Box<RawValue>,
+    events: mpsc::Sender<Event>,
+    /// The client's own progress token, when it asked for progress.
+    progress_token: Option<serde_json::Value>,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+    /// Original ids of requests the server sent to the client, by gateway sequence.
+    server_requests: HashMap<u64, Box<RawValue>>,
+    next_server_request: u64,
+    exited: Option<String>,
+}
+
+pub struct StdioProcess {
+    pub uid: u64,
+    pub pid: Option<u32>,
+    server: Arc<str>,
+    stdin: mpsc::Sender<Vec<u8>>,
+    state: Mutex<State>,
+    outbox: Option<Arc<Outbox>>,
+    exit: watch::Receiver<Option<String>>,
+    stop: watch::Sender<bool>,
+}
+
+impl StdioProcess {
+    /// Starts `command args` with piped stdio. `outbox` receives server
+    /// messages no request is waiting for (none for pooled processes).
+    pub fn spawn(settings: &ServerSettings, outbox: Option<Arc<Outbox>>) -> Result<Arc<Self>, UpstreamError> {
+        let mut command = Command::new(&settings.command);
+        command
+            .args(&settings.args)
+            .envs(&settings.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(cwd) = &settings.cwd {
+            command.current_dir(cwd);
+        }
+        // SAFETY: prctl is async-signal-safe; it runs in the child before exec.
+        // If mcpd dies without cleaning up, the kernel sends SIGTERM to the child.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let spawn_error = |source| UpstreamError::Spawn {
+            command: std::iter::once(settings.command.as_str())
+                .chain(settings.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            source,
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(spawn_error(std::io::Error::other("stdio pipes missing")));
+        };
+
+        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+        let (exit_tx, exit_rx) = watch::channel(None);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let process = Arc::new(StdioProcess {
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            pid: child.id(),
+            server: Arc::from(settings.name.as_str()),
+            stdin: stdin_tx,
+            state: Mutex::new(State {
+                next_id: 1,
+                ..State::default()
+            }),
+            outbox,
+            exit: exit_rx,
+            stop: stop_tx,
+        });
+        tracing::info!(server = %process.server, pid = ?process.pid, uid = process.uid, "started MCP server process");
+
+        tokio::spawn(write_stdin(stdin, stdin_rx, stop_rx.clone()));
+        tokio::spawn(log_stderr(stderr, process.server.clone(), process.pid));
+        tokio::spawn(Arc::clone(&process).read_stdout(stdout, child, stop_rx, exit_tx));
+        Ok(process)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the process is gone, or `None` while it runs.
+    pub fn exit_reason(&self) -> Option<String> {
+        self.exit.borrow().clone()
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    /// Resolves once the process has exited.
+    pub async fn exited(&self) {
+        let mut exit = self.exit.clone();
+        let _ = exit.wait_for(|reason| reason.is_some()).await;
+    }
+
+    /// Requests waiting for an answer from this process.
+    pub fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Forwards a client request; the returned [`Call`] yields what comes back.
+    /// Dropping the call before its answer cancels the request upstream.
+    pub async fn call(
+        self: &Arc<Self>,
+        client_id: &RawValue,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<Call, UpstreamError> {
+        let (events, receiver) = mpsc::channel(CALL_BUFFER);
+        let progress_token = jsonrpc::progress_token(params);
+        let id = {
+            let mut state = self.lock();
+            if let Some(reason) = &state.exited {
+                return Err(UpstreamError::Exited(reason.clone()));
+            }
+            let id = state.next_id;
+            state.next_id += 1;
+            state.pending.insert(
+                id,
+                Pending {
+                    client_id: client_id.to_owned(),
+                    events,
+                    progress_token: progress_token.clone(),
+                },
+            );
+            id
+        };
+        let call = Call {
+            process: Arc::clone(self),
+            id,
+            events: receiver,
+            done: false,
+        };
+        let rewritten;
+        let params = match (progress_token, params) {
+            (Some(_), Some(p)) => {
+                let token = serde_json::Value::String(format!("p{id}"));
+                rewritten = jsonrpc::with_progress_token(p, "/_meta/progressToken", &token);
+                rewritten.as_deref().or(Some(p.get()))
+            }
+            (_, p) => p.map(RawValue::get),
+        };
+        self.send(jsonrpc::request(&id.to_string(), method, params)).await?;
+        Ok(call)
+    }
+
+    /// Forwards a client notification.
+    pub async fn notify(&self, method: &str, params: Option<&RawValue>) -> Result<(), UpstreamError> {
+        self.send(jsonrpc::notification(method, params.map(RawValue::get))).await
+    }
+
+    /// Passes the client's answer to a server→client request back, with the
+    /// server's original id. `false` when no such request is waiting.
+    pub async fn answer(&self, sequence: u64, answer: &Message<'_>) -> Result<bool, UpstreamError> {
+        let original = self.lock().server_requests.remove(&sequence);
+        match original {
+            Some(id) => {
+                self.send(jsonrpc::response(id.get(), answer.result, answer.error)).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Cancels the in-flight request the client knows as `client_id`.
+    /// `false` when no such request is in flight.
+    pub fn cancel_by_client_id(&self, client_id: &RawValue, reason: Option<&RawValue>) -> bool {
+        let id = {
+            let state = self.lock();
+            state
+                .pending
+                .iter()
+                .find(|(_, p)| p.client_id.get() == client_id.get())
+                .map(|(id, _)| *id)
+        };
+        match id {
+            Some(id) => {
+                self.abandon(id, reason.map(RawValue::get).unwrap_or("\"cancelled by the client\""));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops the process: closes stdin, then SIGTERM, then SIGKILL.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Sends one request and waits for its answer (for mcpd's own calls:
+    /// pool initialization and health probes).
+    pub async fn request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Option<&RawValue>,
+        timeout: Duration,
+    ) -> Result<Box<RawValue>, UpstreamError> {
+        let id = RawValue::from_string("0".into()).expect("0 is JSON");
+        let mut call = self.call(&id, method, params).await?;
+        let answer = tokio::time::timeout(timeout, async {
+            loop {
+                match call.next().await {
+                    Event::Message(_) => continue,
+                    Event::Response { bytes, .. } => return Ok(bytes),
+                    Event::Failed(reason) => return Err(UpstreamError::Exited(reason)),
+                }
+            }
+        })
+        .await
+        .map_err(|_| UpstreamError::Timeout(timeout))??;
+        let refused = |error: String| UpstreamError::Refused {
+            method: method.to_string(),
+            error,
+        };
+        let message = Message::parse(&answer).map_err(|e| refused(e.to_string()))?;
+        match (message.result, message.error) {
+            (Some(result), None) => Ok(result.to_owned()),
+            (_, error) => Err(refused(error.map(|e| e.get().to_string()).unwrap_or_default())),
+        }
+    }
+
+    /// Runs the MCP handshake as mcpd's own client; returns the server's
+    /// `initialize` result.
+    pub async fn initialize(self: &Arc<Self>, timeout: Duration) -> Result<Box<RawValue>, UpstreamError> {
+        let params = serde_json::json!({
+            "protocolVersion": crate::mcp::version::LATEST,
+            "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
+            "clientInfo": {"name": "mcpd", "version": env!("CARGO_PKG_VERSION")}
+        });
+        let params = RawValue::from_string(params.to_string()).expect("json! is JSON");
+        let result = self.request("initialize", Some(&params), timeout).await?;
+        self.notify("notifications/initialized", None).await?;
+        Ok(result)
+    }
+
+    async fn send(&self, line: Vec<u8>) -> Result<(), UpstreamError> {
+        if self.stdin.send(line).await.is_err() {
+            let reason = self.exit_reason().unwrap_or_else(|| "its input is closed".into());
+            return Err(UpstreamError::Exited(reason));
+        }
+        Ok(())
+    }
+
+    /// Forgets request `id` and, if it was still waiting, tells the server
+    /// to stop working on it.
+    fn abandon(&self, id: u64, reason: &str) {
+        let removed = self.lock().pending.remove(&id);
+        if removed.is_some() && self.is_alive() {
+            let params = format!(r#"{{"requestId":{id},"reason":{reason}}}"#);
+            // Best effort: a full queue means the server is stuck anyway.
+            let _ = self.stdin.try_send(jsonrpc::notification("notifications/cancelled", Some(&params)));
+            tracing::debug!(server = %self.server, uid = self.uid, id, "cancelled upstream request");
+        }
+    }
+
+    async fn read_stdout(
+        self: Arc<Self>,
+        stdout: ChildStdout,
+        mut child: Child,
+        mut stop: watch::Receiver<bool>,
+        exit: watch::Sender<Option<String>>,
+    ) {
+        let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+        let mut line = Vec::with_capacity(4096);
+        let mut stopping = false;
+        // After a stop: first SIGTERM, then SIGKILL, each after STOP_GRACE.
+        let mut escalation: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let mut terminated = false;
+        loop {
+            line.clear();
+            tokio::select! {
+                read = reader.read_until(b'\n', &mut line) => match read {
+                    Ok(0) => break,
+                    Ok(_) => self.on_line(&line).await,
+                    Err(e) => {
+                        tracing::warn!(server = %self.server, uid = self.uid, "reading server output failed: {e}");
+                        break;
+                    }
+                },
+                _ = crate::shutdown::requested(&mut stop), if !stopping => {
+                    // write_stdin closes stdin now; give the server a moment to exit.
+                    stopping = true;
+                    escalation = Some(Box::pin(tokio::time::sleep(STOP_GRACE)));
+                }
+                _ = async { escalation.as_mut().expect("guarded").await }, if escalation.is_some() => {
+                    if terminated {
+                        let _ = child.start_kill();
+                        escalation = None;
+                    } else {
+                        // The child is not reaped until after this loop, so its pid is still ours.
+                        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                            // SAFETY: kill(2) on our own unreaped child.
+                            unsafe { libc::kill(pid, libc::SIGTERM) };
+                        }
+                        terminated = true;
+                        escalation = Some(Box::pin(tokio::time::sleep(STOP_GRACE)));
+                    }
+                }
+            }
+        }
+        let status = match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+            Ok(Ok(status)) => status.to_string(),
+            Ok(Err(e)) => format!("unknown status ({e})"),
+            Err(_) => {
+                let _ = child.start_kill();
+                "closed its output and was killed".into()
+            }
+        };
+        let reason = status;
+        if stopping {
+            tracing::info!(server = %self.server, pid = ?self.pid, uid = self.uid, "MCP server process stopped ({reason})");
+        } else {
+            tracing::warn!(server = %self.server, pid = ?self.pid, uid = self.uid, "MCP server process exited ({reason})");
+        }
+        let pending = {
+            let mut state = self.lock();
+            state.exited = Some(reason.clone());
+            std::mem::take(&mut state.pending)
+        };
+        let _ = exit.send(Some(reason.clone()));
+        for (_, waiting) in pending {
+            let _ = waiting.events.try_send(Event::Failed(reason.clone()));
+        }
+        if let Some(outbox) = &self.outbox {
+            outbox.close();
+        }
+    }
+
+    async fn on_line(&self, line: &[u8]) {
+        let line = line.trim_ascii_end();
+        if line.is_empty() {
+            return;
+        }
+        let message = match Message::parse(line) {
+            Ok(m) => m,
+            Err(e) => {
+                let preview = String::from_utf8_lossy(&line[..line.len().min(200)]);
+                tracing::warn!(server = %self.server, uid = self.uid, "server wrote a line that is not JSON-RPC ({e}): {preview}");
+                return;
+            }
+        };
+        match message.kind() {
+            Kind::Response => self.on_response(&message).await,
+            Kind::Request => {
+                let sequence = {
+                    let mut state = self.lock();
+                    state.next_server_request += 1;
+                    let sequence = state.next_server_request;
+                    state.server_requests.insert(sequence, message.id.unwrap_or(jsonrpc::null()).to_owned());
+                    sequence
+                };
+                let id = format!("\"mcpd-{}-{}\"", self.uid, sequence);
+                let bytes = jsonrpc::request(&id, message.method(), message.params.map(RawValue::get));
+                self.deliver(Kind::Request, Bytes::from(bytes)).await;
+            }
+            Kind::Notification => {
+                if message.method() == "notifications/progress" && self.on_progress(&message).await {
+                    return;
+                }
+                self.deliver(Kind::Notification, Bytes::copy_from_slice(line)).await;
+            }
+        }
+    }
+
+    async fn on_response(&self, message: &Message<'_>) {
+        let id = message.id.and_then(|i| i.get().parse::<u64>().ok());
+        let waiting = id.and_then(|id| self.lock().pending.remove(&id));
+        match waiting {
+            Some(waiting) => {
+                let bytes = jsonrpc::response(waiting.client_id.get(), message.result, message.error);
+                let event = Event::Response {
+                    bytes: Bytes::from(bytes),
+                    is_error: message.error.is_some(),
+                };
+                let _ = waiting.events.send(event).await;
+            }
+            None => tracing::debug!(server = %self.server, id = message.id_text(), "answer for a request nobody waits for"),
+        }
+    }
+
+    /// Routes a progress notification to the request whose token it carries.
+    async fn on_progress(&self, message: &Message<'_>) -> bool {
+        let Some(params) = message.params else { return false };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(params.get()) else { return false };
+        let Some(id) = value
+            .get("progressToken")
+            .and_then(|t| t.as_str())
+            .and_then(|t| t.strip_prefix('p'))
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return false;
+        };
+        let target = {
+            let state = self.lock();
+            state
+                .pending
+                .get(&id)
+                .and_then(|p| Some((p.events.clone(), p.progress_token.clone()?)))
+        };
+        let Some((events, token)) = target else { return false };
+        let Some(params) = jsonrpc::with_progress_token(params, "/progressToken", &token) else { return false };
+        let bytes = jsonrpc::notification("notifications/progress", Some(&params));
+        let _ = events.send(Event::Message(Bytes::from(bytes))).await;
+        true
+    }
+
+    /// Hands a server-initiated message to a listening client: notifications
+    /// prefer the GET stream, requests the newest request in flight.
+    async fn deliver(&self, kind: Kind, bytes: Bytes) {
+        let prefer_stream = kind == Kind::Notification && self.outbox.as_ref().is_some_and(|o| o.has_stream());
+        let target = match prefer_stream {
+            true => None,
+            false => self.lock().pending.values().next_back().map(|p| p.events.clone()),
+        };
+        let bytes = match target {
+            Some(events) => match events.send(Event::Message(bytes)).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(Event::Message(bytes))) => bytes,
+                Err(_) => return,
+            },
+            None => bytes,
+        };
+        match &self.outbox {
+            Some(outbox) => outbox.push(bytes),
+            None => tracing::debug!(server = %self.server, uid = self.uid, "no client to receive a server message; dropped"),
+        }
+    }
+}
+
+/// A forwarded request waiting for its answer.
+pub struct Call {
+    process: Arc<StdioProcess>,
+    id: u64,
+    events: mpsc::Receiver<Event>,
+    done: bool,
+}
+
+impl Call {
+    /// The next thing the server sends for this request; after a
+    /// `Response` or `Failed` there is nothing more.
+    pub async fn next(&mut self) -> Event {
+        let event = match self.events.recv().await {
+            Some(event) => event,
+            None => Event::Failed(self.process.exit_reason().unwrap_or_else(|| "the request was dropped".into())),
+        };
+        if matches!(event, Event::Response { .. } | Event::Failed(_)) {
+            self.done = true;
+        }
+        event
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.done {
+            self.process.abandon(self.id, "\"the client went away or the request timed out\"");
+        }
+    }
+}
+
+async fn write_stdin(stdin: ChildStdin, mut lines: mpsc::Receiver<Vec<u8>>, mut stop: watch::Receiver<bool>) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, stdin);
+    loop {
+        tokio::select! {
+            line = lines.recv() => {
+                let Some(line) = line else { break };
+                if writer.write_all(&line).await.is_err() || writer.write_all(b"\n").await.is_err() {
+                    break;
+                }
+                // Batch what is already queued into one write.
+                while let Ok(line) = lines.try_recv() {
+                    if writer.write_all(&line).await.is_err() || writer.write_all(b"\n").await.is_err() {
+                        return;
+                    }
+                }
+                if writer.flush().await.is_err() {
+                    break;
+                }
+            }
+            _ = crate::shutdown::requested(&mut stop) => break,
+        }
+    }
+    // Dropping the writer closes stdin: the MCP stdio way of saying "exit".
+}
+
+async fn log_stderr(stderr: tokio::process::ChildStderr, server: Arc<str>, pid: Option<u32>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "mcpd::server_stderr", server = %server, pid = ?pid, "{line}");
+    }
+}
