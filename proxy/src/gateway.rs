@@ -36,7 +36,11 @@ impl Drop for InFlight {
 
 impl Gateway {
     pub fn new(config: Config) -> Arc<Self> {
-        let routes = config.servers.iter().map(|s| Route::new(Arc::clone(s))).collect();
+        let routes = config
+            .servers
+            .iter()
+            .map(|s| Route::new(Arc::clone(s)))
+            .collect();
         Arc::new(Gateway {
             sessions: SessionTable::new(config.gateway.max_sessions),
             routes,
@@ -90,7 +94,10 @@ impl Gateway {
         let reap_every = self
             .routes
             .iter()
-            .map(|r| (r.settings.session.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)))
+            .map(|r| {
+                (r.settings.session.idle_timeout / 4)
+                    .clamp(Duration::from_millis(100), Duration::from_secs(30))
+            })
             .min()
             .unwrap_or(Duration::from_secs(30));
         let mut tick = tokio::time::interval(reap_every);

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "mcpd", version, about = "A gateway that puts MCP servers on the network")]
+#[command(
+    name = "mcpd",
+    version,
+    about = "A gateway that puts MCP servers on the network"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -54,7 +54,11 @@ impl Route {
                 Some(error) => Health::Down(error),
                 None => Health::Starting,
             },
-            None => self.probed.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => self
+                .probed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -62,7 +66,9 @@ impl Route {
         let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
         if *probed != health {
             match &health {
-                Health::Down(error) => tracing::warn!(server = %self.name, "server is down: {error}"),
+                Health::Down(error) => {
+                    tracing::warn!(server = %self.name, "server is down: {error}")
+                }
                 _ => tracing::info!(server = %self.name, "server is {health:?}"),
             }
             *probed = health;
@@ -88,7 +94,10 @@ impl Route {
 async fn ping_pool(pool: &Pool) {
     for process in pool.all() {
         if let Err(error) = process.request("ping", None, PING_TIMEOUT).await {
-            tracing::warn!(uid = process.uid, "pooled server failed its health ping: {error}; restarting it");
+            tracing::warn!(
+                uid = process.uid,
+                "pooled server failed its health ping: {error}; restarting it"
+            );
             process.shutdown();
         }
     }

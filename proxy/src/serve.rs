@@ -38,7 +38,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     server.add_service(front::service(Arc::clone(&gateway)));
-    server.add_service(background_service("supervisor", Supervisor(Arc::clone(&gateway))));
+    server.add_service(background_service(
+        "supervisor",
+        Supervisor(Arc::clone(&gateway)),
+    ));
     server.run(RunArgs {
         shutdown_signal: Box::new(Drain {
             gateway,
@@ -85,7 +88,10 @@ impl ShutdownSignalWatch for Drain {
         let left = self.gateway.drain(self.timeout).await;
         match left {
             0 => tracing::info!("drained; shutting down"),
-            n => tracing::warn!(abandoned = n, "shutdown timeout reached with requests in flight"),
+            n => tracing::warn!(
+                abandoned = n,
+                "shutdown timeout reached with requests in flight"
+            ),
         }
         ShutdownSignal::GracefulTerminate
     }

@@ -25,7 +25,8 @@ pub struct McpApp {
 
 /// One Pingora service listening on every configured address.
 pub fn service(gateway: Arc<Gateway>) -> Service<McpApp> {
-    let mut addresses: Vec<std::net::SocketAddr> = gateway.config.servers.iter().map(|s| s.listen).collect();
+    let mut addresses: Vec<std::net::SocketAddr> =
+        gateway.config.servers.iter().map(|s| s.listen).collect();
     addresses.sort();
     addresses.dedup();
     let app = McpApp {
@@ -54,7 +55,11 @@ impl HttpServerApp for McpApp {
                 return None;
             }
         }
-        let port = http.server_addr().and_then(|a| a.as_inet()).map(|a| a.port()).unwrap_or(0);
+        let port = http
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.port())
+            .unwrap_or(0);
         let path = http.req_header().uri.path().to_string();
         let result = match self.router.resolve(port, &path) {
             Some((endpoint, route)) => {

@@ -22,9 +22,16 @@ impl Router {
     pub fn new(routes: &[Arc<Route>]) -> Router {
         let mut router = Router::default();
         for route in routes {
-            let entries = router.by_port.entry(route.settings.listen.port()).or_default();
+            let entries = router
+                .by_port
+                .entry(route.settings.listen.port())
+                .or_default();
             entries.push((route.settings.mcp_path(), Endpoint::Mcp, Arc::clone(route)));
-            entries.push((route.settings.health_route(), Endpoint::Health, Arc::clone(route)));
+            entries.push((
+                route.settings.health_route(),
+                Endpoint::Health,
+                Arc::clone(route),
+            ));
         }
         router
     }

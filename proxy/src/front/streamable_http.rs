@@ -28,7 +28,11 @@ use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 
-pub async fn serve(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut ServerSession) -> pingora::Result<()> {
+pub async fn serve(
+    gateway: &Arc<Gateway>,
+    route: &Arc<Route>,
+    http: &mut ServerSession,
+) -> pingora::Result<()> {
     // A client that hangs up must be noticed while we wait on the server.
     http.set_abort_on_close(true);
     let method = http.req_header().method.clone();
@@ -38,7 +42,15 @@ pub async fn serve(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut Server
         Method::DELETE => delete(gateway, route, http).await,
         _ => {
             let allow = [("allow", "GET, POST, DELETE")];
-            respond::rpc_error(http, 405, None, INVALID_REQUEST, "method not allowed", &allow).await
+            respond::rpc_error(
+                http,
+                405,
+                None,
+                INVALID_REQUEST,
+                "method not allowed",
+                &allow,
+            )
+            .await
         }
     }
 }
@@ -54,7 +66,9 @@ fn accepts(accept: &str, mime: &str) -> bool {
         let item = item.split(';').next().unwrap_or("").trim();
         item.eq_ignore_ascii_case(mime)
             || item == "*/*"
-            || item.strip_suffix("/*").is_some_and(|f| f.eq_ignore_ascii_case(family))
+            || item
+                .strip_suffix("/*")
+                .is_some_and(|f| f.eq_ignore_ascii_case(family))
     })
 }
 
@@ -65,16 +79,31 @@ fn client_address(http: &ServerSession) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut ServerSession) -> pingora::Result<()> {
+async fn post(
+    gateway: &Arc<Gateway>,
+    route: &Arc<Route>,
+    http: &mut ServerSession,
+) -> pingora::Result<()> {
     let Some(_in_flight) = gateway.begin_request() else {
         http.set_keepalive(None);
         let retry = [("retry-after", "1")];
-        return respond::rpc_error(http, 503, None, INTERNAL_ERROR, "mcpd is shutting down", &retry).await;
+        return respond::rpc_error(
+            http,
+            503,
+            None,
+            INTERNAL_ERROR,
+            "mcpd is shutting down",
+            &retry,
+        )
+        .await;
     };
     let limits = &route.settings.http;
 
     let content_type = header(http, "content-type").unwrap_or("");
-    if !content_type.to_ascii_lowercase().starts_with("application/json") {
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
         http.set_keepalive(None);
         let message = "Content-Type must be application/json";
         return respond::rpc_error(http, 415, None, INVALID_REQUEST, message, &[]).await;
@@ -95,7 +124,15 @@ async fn post(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut ServerSessi
             "too many requests in progress for server {:?} (http.max_concurrent_requests = {})",
             &*route.name, limits.max_concurrent_requests
         );
-        return respond::rpc_error(http, 503, None, LIMIT_EXCEEDED, &message, &[("retry-after", "1")]).await;
+        return respond::rpc_error(
+            http,
+            503,
+            None,
+            LIMIT_EXCEEDED,
+            &message,
+            &[("retry-after", "1")],
+        )
+        .await;
     };
     let Some(body) = read_body(http, limits.max_request_size).await? else {
         return too_large(http, limits.max_request_size).await;
@@ -188,7 +225,10 @@ async fn find_session(
 
 /// 400 for an `MCP-Protocol-Version` mcpd does not speak; a missing header
 /// means 2025-03-26 and is fine.
-async fn check_protocol_version(http: &mut ServerSession, id: Option<&RawValue>) -> pingora::Result<bool> {
+async fn check_protocol_version(
+    http: &mut ServerSession,
+    id: Option<&RawValue>,
+) -> pingora::Result<bool> {
     match header(http, PROTOCOL_HEADER) {
         Some(v) if !version::is_supported(v) => {
             let message = format!(
@@ -210,34 +250,82 @@ async fn initialize_session(
 ) -> pingora::Result<()> {
     let client = client_address(http);
     let settings = &route.settings;
-    let reservation = match gateway.sessions.reserve(&route.name, &client, settings.session.max_per_client) {
-        Ok(reservation) => reservation,
-        Err(refusal) => {
-            let (status, retry) = match refusal {
-                Refusal::PerClient(_) => (429, "5"),
-                Refusal::Gateway(_) => (503, "5"),
-            };
-            let text = refusal.to_string();
-            return respond::rpc_error(http, status, message.id, LIMIT_EXCEEDED, &text, &[("retry-after", retry)]).await;
-        }
-    };
+    let reservation =
+        match gateway
+            .sessions
+            .reserve(&route.name, &client, settings.session.max_per_client)
+        {
+            Ok(reservation) => reservation,
+            Err(refusal) => {
+                let (status, retry) = match refusal {
+                    Refusal::PerClient(_) => (429, "5"),
+                    Refusal::Gateway(_) => (503, "5"),
+                };
+                let text = refusal.to_string();
+                return respond::rpc_error(
+                    http,
+                    status,
+                    message.id,
+                    LIMIT_EXCEEDED,
+                    &text,
+                    &[("retry-after", retry)],
+                )
+                .await;
+            }
+        };
     let outbox = Arc::new(Outbox::default());
     let process = match StdioProcess::spawn(settings, Some(Arc::clone(&outbox))) {
         Ok(process) => process,
         Err(error) => {
             route.set_health(Health::Down(error.to_string()));
-            return respond::rpc_error(http, 502, message.id, CONNECTION_CLOSED, &error.to_string(), &[]).await;
+            return respond::rpc_error(
+                http,
+                502,
+                message.id,
+                CONNECTION_CLOSED,
+                &error.to_string(),
+                &[],
+            )
+            .await;
         }
     };
-    let session = gateway.sessions.insert(reservation, process, outbox, settings.session.idle_timeout);
+    let session =
+        gateway
+            .sessions
+            .insert(reservation, process, outbox, settings.session.idle_timeout);
     let _busy = session.enter(&gateway.sessions);
     tracing::info!(server = %route.name, session = %session.id, client = %client, pid = ?session.process.pid, "session created");
 
-    let call = session.process.call(message.id.unwrap_or(jsonrpc::null()), "initialize", message.params).await;
+    let call = session
+        .process
+        .call(
+            message.id.unwrap_or(jsonrpc::null()),
+            "initialize",
+            message.params,
+        )
+        .await;
     let outcome = match call {
-        Ok(call) => relay(http, route, call, message.id, Some(&session.outbox), &[(SESSION_HEADER, &session.id)]).await?,
+        Ok(call) => {
+            relay(
+                http,
+                route,
+                call,
+                message.id,
+                Some(&session.outbox),
+                &[(SESSION_HEADER, &session.id)],
+            )
+            .await?
+        }
         Err(error) => {
-            respond::rpc_error(http, 502, message.id, CONNECTION_CLOSED, &error.to_string(), &[]).await?;
+            respond::rpc_error(
+                http,
+                502,
+                message.id,
+                CONNECTION_CLOSED,
+                &error.to_string(),
+                &[],
+            )
+            .await?;
             Outcome::Failed
         }
     };
@@ -248,7 +336,11 @@ async fn initialize_session(
     Ok(())
 }
 
-async fn initialize_from_pool(route: &Route, http: &mut ServerSession, message: &Message<'_>) -> pingora::Result<()> {
+async fn initialize_from_pool(
+    route: &Route,
+    http: &mut ServerSession,
+    message: &Message<'_>,
+) -> pingora::Result<()> {
     let init = route.pool.as_ref().and_then(|pool| pool.init_result());
     let Some(init) = init else {
         return not_ready(route, http, message.id).await;
@@ -265,12 +357,24 @@ async fn initialize_from_pool(route: &Route, http: &mut ServerSession, message: 
     respond::json(http, 200, &[], Bytes::from(body)).await
 }
 
-async fn not_ready(route: &Route, http: &mut ServerSession, id: Option<&RawValue>) -> pingora::Result<()> {
+async fn not_ready(
+    route: &Route,
+    http: &mut ServerSession,
+    id: Option<&RawValue>,
+) -> pingora::Result<()> {
     let why = match route.health() {
         Health::Down(error) => format!("server {:?} is down: {error}", &*route.name),
         _ => format!("server {:?} is starting", &*route.name),
     };
-    respond::rpc_error(http, 503, id, CONNECTION_CLOSED, &why, &[("retry-after", "1")]).await
+    respond::rpc_error(
+        http,
+        503,
+        id,
+        CONNECTION_CLOSED,
+        &why,
+        &[("retry-after", "1")],
+    )
+    .await
 }
 
 async fn request(
@@ -296,7 +400,14 @@ async fn request(
         },
     };
     let _busy = session.as_ref().map(|s| s.enter(&gateway.sessions));
-    match process.call(id.unwrap_or(jsonrpc::null()), message.method(), message.params).await {
+    match process
+        .call(
+            id.unwrap_or(jsonrpc::null()),
+            message.method(),
+            message.params,
+        )
+        .await
+    {
         Ok(call) => {
             let outbox = session.as_ref().map(|s| &*s.outbox);
             relay(http, route, call, id, outbox, &[]).await.map(|_| ())
@@ -352,9 +463,13 @@ async fn notification(
             };
             let _busy = session.enter(&gateway.sessions);
             if method == "notifications/cancelled" {
-                let params: Option<CancelParams> = message.params.and_then(|p| serde_json::from_str(p.get()).ok());
+                let params: Option<CancelParams> = message
+                    .params
+                    .and_then(|p| serde_json::from_str(p.get()).ok());
                 if let Some(params) = params {
-                    session.process.cancel_by_client_id(params.request_id, params.reason);
+                    session
+                        .process
+                        .cancel_by_client_id(params.request_id, params.reason);
                 }
             } else if let Err(error) = session.process.notify(method, message.params).await {
                 return upstream_gone(gateway, route, http, Some(&session), None, &error).await;
@@ -399,13 +514,18 @@ async fn client_answer(
         }
     };
     let accepted = match (process, parsed) {
-        (Some(process), Some((_, sequence))) => process.answer(sequence, message).await.unwrap_or(false),
+        (Some(process), Some((_, sequence))) => {
+            process.answer(sequence, message).await.unwrap_or(false)
+        }
         _ => false,
     };
     match accepted {
         true => respond::empty(http, 202, &[]).await,
         false => {
-            let text = format!("no server request with id {} is waiting for an answer", message.id_text());
+            let text = format!(
+                "no server request with id {} is waiting for an answer",
+                message.id_text()
+            );
             respond::rpc_error(http, 400, None, INVALID_REQUEST, &text, &[]).await
         }
     }
@@ -458,12 +578,20 @@ async fn relay(
                 respond::sse_event(http, &bytes).await?;
                 continue;
             }
-            Ok(Event::Response { bytes, is_error }) => {
-                (bytes, if is_error { Outcome::Refused } else { Outcome::Answered })
-            }
+            Ok(Event::Response { bytes, is_error }) => (
+                bytes,
+                if is_error {
+                    Outcome::Refused
+                } else {
+                    Outcome::Answered
+                },
+            ),
             Ok(Event::Failed(reason)) => {
                 let text = format!("MCP server process exited before answering: {reason}");
-                (Bytes::from(error_body(id, CONNECTION_CLOSED, &text)), Outcome::Failed)
+                (
+                    Bytes::from(error_body(id, CONNECTION_CLOSED, &text)),
+                    Outcome::Failed,
+                )
             }
             Err(_elapsed) => {
                 drop(call); // tells the server to cancel
@@ -482,7 +610,12 @@ async fn relay(
     }
 }
 
-async fn send_last(http: &mut ServerSession, streaming: bool, extra: Headers<'_>, payload: Bytes) -> pingora::Result<()> {
+async fn send_last(
+    http: &mut ServerSession,
+    streaming: bool,
+    extra: Headers<'_>,
+    payload: Bytes,
+) -> pingora::Result<()> {
     match streaming {
         true => {
             respond::sse_event(http, &payload).await?;
@@ -492,14 +625,26 @@ async fn send_last(http: &mut ServerSession, streaming: bool, extra: Headers<'_>
     }
 }
 
-async fn get(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession) -> pingora::Result<()> {
+async fn get(
+    gateway: &Arc<Gateway>,
+    route: &Route,
+    http: &mut ServerSession,
+) -> pingora::Result<()> {
     if !accepts(header(http, "accept").unwrap_or(""), "text/event-stream") {
         let message = "Accept must list text/event-stream for the GET stream";
         return respond::rpc_error(http, 406, None, INVALID_REQUEST, message, &[]).await;
     }
     if route.pool.is_some() {
         let message = "this server runs without sessions: there is no GET stream";
-        return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
+        return respond::rpc_error(
+            http,
+            405,
+            None,
+            INVALID_REQUEST,
+            message,
+            &[("allow", "POST")],
+        )
+        .await;
     }
     let Some(session) = find_session(gateway, route, http, None).await? else {
         return Ok(());
@@ -528,10 +673,22 @@ async fn get(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession) ->
     respond::sse_end(http).await
 }
 
-async fn delete(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession) -> pingora::Result<()> {
+async fn delete(
+    gateway: &Arc<Gateway>,
+    route: &Route,
+    http: &mut ServerSession,
+) -> pingora::Result<()> {
     if route.pool.is_some() {
         let message = "this server runs without sessions: there is nothing to delete";
-        return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
+        return respond::rpc_error(
+            http,
+            405,
+            None,
+            INVALID_REQUEST,
+            message,
+            &[("allow", "POST")],
+        )
+        .await;
     }
     let Some(session) = find_session(gateway, route, http, None).await? else {
         return Ok(());

@@ -114,7 +114,12 @@ impl SessionTable {
 
     /// Counts a session for `client` on `server` before it exists, so that
     /// concurrent `initialize` calls cannot overshoot the caps.
-    pub fn reserve(self: &Arc<Self>, server: &Arc<str>, client: &str, max_per_client: usize) -> Result<Reservation, Refusal> {
+    pub fn reserve(
+        self: &Arc<Self>,
+        server: &Arc<str>,
+        client: &str,
+        max_per_client: usize,
+    ) -> Result<Reservation, Refusal> {
         let key = ClientKey {
             server: Arc::clone(server),
             client: client.to_string(),
@@ -169,7 +174,8 @@ impl SessionTable {
             last_active: AtomicU64::new(self.now_ms()),
             busy: AtomicUsize::new(0),
         });
-        self.sessions.insert(session.id.clone(), Arc::clone(&session));
+        self.sessions
+            .insert(session.id.clone(), Arc::clone(&session));
         session
     }
 
@@ -204,7 +210,8 @@ impl SessionTable {
             .iter()
             .filter(|s| {
                 let idle = now.saturating_sub(s.last_active.load(Ordering::Relaxed));
-                let idle_expired = s.busy.load(Ordering::Relaxed) == 0 && idle > s.idle_timeout.as_millis() as u64;
+                let idle_expired =
+                    s.busy.load(Ordering::Relaxed) == 0 && idle > s.idle_timeout.as_millis() as u64;
                 idle_expired || !s.process.is_alive()
             })
             .map(|s| s.id.clone())

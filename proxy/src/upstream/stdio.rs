@@ -96,7 +96,10 @@ pub struct StdioProcess {
 impl StdioProcess {
     /// Starts `command args` with piped stdio. `outbox` receives server
     /// messages no request is waiting for (none for pooled processes).
-    pub fn spawn(settings: &ServerSettings, outbox: Option<Arc<Outbox>>) -> Result<Arc<Self>, UpstreamError> {
+    pub fn spawn(
+        settings: &ServerSettings,
+        outbox: Option<Arc<Outbox>>,
+    ) -> Result<Arc<Self>, UpstreamError> {
         let mut command = Command::new(&settings.command);
         command
             .args(&settings.args)
@@ -124,7 +127,8 @@ impl StdioProcess {
             source,
         };
         let mut child = command.spawn().map_err(spawn_error)?;
-        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(spawn_error(std::io::Error::other("stdio pipes missing")));
         };
@@ -219,13 +223,19 @@ impl StdioProcess {
             }
             (_, p) => p.map(RawValue::get),
         };
-        self.send(jsonrpc::request(&id.to_string(), method, params)).await?;
+        self.send(jsonrpc::request(&id.to_string(), method, params))
+            .await?;
         Ok(call)
     }
 
     /// Forwards a client notification.
-    pub async fn notify(&self, method: &str, params: Option<&RawValue>) -> Result<(), UpstreamError> {
-        self.send(jsonrpc::notification(method, params.map(RawValue::get))).await
+    pub async fn notify(
+        &self,
+        method: &str,
+        params: Option<&RawValue>,
+    ) -> Result<(), UpstreamError> {
+        self.send(jsonrpc::notification(method, params.map(RawValue::get)))
+            .await
     }
 
     /// Passes the client's answer to a server→client request back, with the
@@ -234,7 +244,8 @@ impl StdioProcess {
         let original = self.lock().server_requests.remove(&sequence);
         match original {
             Some(id) => {
-                self.send(jsonrpc::response(id.get(), answer.result, answer.error)).await?;
+                self.send(jsonrpc::response(id.get(), answer.result, answer.error))
+                    .await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -254,7 +265,12 @@ impl StdioProcess {
         };
         match id {
             Some(id) => {
-                self.abandon(id, reason.map(RawValue::get).unwrap_or("\"cancelled by the client\""));
+                self.abandon(
+                    id,
+                    reason
+                        .map(RawValue::get)
+                        .unwrap_or("\"cancelled by the client\""),
+                );
                 true
             }
             None => false,
@@ -294,13 +310,18 @@ impl StdioProcess {
         let message = Message::parse(&answer).map_err(|e| refused(e.to_string()))?;
         match (message.result, message.error) {
             (Some(result), None) => Ok(result.to_owned()),
-            (_, error) => Err(refused(error.map(|e| e.get().to_string()).unwrap_or_default())),
+            (_, error) => Err(refused(
+                error.map(|e| e.get().to_string()).unwrap_or_default(),
+            )),
         }
     }
 
     /// Runs the MCP handshake as mcpd's own client; returns the server's
     /// `initialize` result.
-    pub async fn initialize(self: &Arc<Self>, timeout: Duration) -> Result<Box<RawValue>, UpstreamError> {
+    pub async fn initialize(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<Box<RawValue>, UpstreamError> {
         let params = serde_json::json!({
             "protocolVersion": crate::mcp::version::LATEST,
             "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
@@ -314,7 +335,9 @@ impl StdioProcess {
 
     async fn send(&self, line: Vec<u8>) -> Result<(), UpstreamError> {
         if self.stdin.send(line).await.is_err() {
-            let reason = self.exit_reason().unwrap_or_else(|| "its input is closed".into());
+            let reason = self
+                .exit_reason()
+                .unwrap_or_else(|| "its input is closed".into());
             return Err(UpstreamError::Exited(reason));
         }
         Ok(())
@@ -327,7 +350,10 @@ impl StdioProcess {
         if removed.is_some() && self.is_alive() {
             let params = format!(r#"{{"requestId":{id},"reason":{reason}}}"#);
             // Best effort: a full queue means the server is stuck anyway.
-            let _ = self.stdin.try_send(jsonrpc::notification("notifications/cancelled", Some(&params)));
+            let _ = self.stdin.try_send(jsonrpc::notification(
+                "notifications/cancelled",
+                Some(&params),
+            ));
             tracing::debug!(server = %self.server, uid = self.uid, id, "cancelled upstream request");
         }
     }
@@ -425,18 +451,23 @@ impl StdioProcess {
                     let mut state = self.lock();
                     state.next_server_request += 1;
                     let sequence = state.next_server_request;
-                    state.server_requests.insert(sequence, message.id.unwrap_or(jsonrpc::null()).to_owned());
+                    state
+                        .server_requests
+                        .insert(sequence, message.id.unwrap_or(jsonrpc::null()).to_owned());
                     sequence
                 };
                 let id = format!("\"mcpd-{}-{}\"", self.uid, sequence);
-                let bytes = jsonrpc::request(&id, message.method(), message.params.map(RawValue::get));
+                let bytes =
+                    jsonrpc::request(&id, message.method(), message.params.map(RawValue::get));
                 self.deliver(Kind::Request, Bytes::from(bytes)).await;
             }
             Kind::Notification => {
-                if message.method() == "notifications/progress" && self.on_progress(&message).await {
+                if message.method() == "notifications/progress" && self.on_progress(&message).await
+                {
                     return;
                 }
-                self.deliver(Kind::Notification, Bytes::copy_from_slice(line)).await;
+                self.deliver(Kind::Notification, Bytes::copy_from_slice(line))
+                    .await;
             }
         }
     }
@@ -446,21 +477,28 @@ impl StdioProcess {
         let waiting = id.and_then(|id| self.lock().pending.remove(&id));
         match waiting {
             Some(waiting) => {
-                let bytes = jsonrpc::response(waiting.client_id.get(), message.result, message.error);
+                let bytes =
+                    jsonrpc::response(waiting.client_id.get(), message.result, message.error);
                 let event = Event::Response {
                     bytes: Bytes::from(bytes),
                     is_error: message.error.is_some(),
                 };
                 let _ = waiting.events.send(event).await;
             }
-            None => tracing::debug!(server = %self.server, id = message.id_text(), "answer for a request nobody waits for"),
+            None => {
+                tracing::debug!(server = %self.server, id = message.id_text(), "answer for a request nobody waits for")
+            }
         }
     }
 
     /// Routes a progress notification to the request whose token it carries.
     async fn on_progress(&self, message: &Message<'_>) -> bool {
-        let Some(params) = message.params else { return false };
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(params.get()) else { return false };
+        let Some(params) = message.params else {
+            return false;
+        };
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(params.get()) else {
+            return false;
+        };
         let Some(id) = value
             .get("progressToken")
             .and_then(|t| t.as_str())
@@ -476,8 +514,12 @@ impl StdioProcess {
                 .get(&id)
                 .and_then(|p| Some((p.events.clone(), p.progress_token.clone()?)))
         };
-        let Some((events, token)) = target else { return false };
-        let Some(params) = jsonrpc::with_progress_token(params, "/progressToken", &token) else { return false };
+        let Some((events, token)) = target else {
+            return false;
+        };
+        let Some(params) = jsonrpc::with_progress_token(params, "/progressToken", &token) else {
+            return false;
+        };
         let bytes = jsonrpc::notification("notifications/progress", Some(&params));
         let _ = events.send(Event::Message(Bytes::from(bytes))).await;
         true
@@ -486,10 +528,16 @@ impl StdioProcess {
     /// Hands a server-initiated message to a listening client: notifications
     /// prefer the GET stream, requests the newest request in flight.
     async fn deliver(&self, kind: Kind, bytes: Bytes) {
-        let prefer_stream = kind == Kind::Notification && self.outbox.as_ref().is_some_and(|o| o.has_stream());
+        let prefer_stream =
+            kind == Kind::Notification && self.outbox.as_ref().is_some_and(|o| o.has_stream());
         let target = match prefer_stream {
             true => None,
-            false => self.lock().pending.values().next_back().map(|p| p.events.clone()),
+            false => self
+                .lock()
+                .pending
+                .values()
+                .next_back()
+                .map(|p| p.events.clone()),
         };
         let bytes = match target {
             Some(events) => match events.send(Event::Message(bytes)).await {
@@ -501,7 +549,9 @@ impl StdioProcess {
         };
         match &self.outbox {
             Some(outbox) => outbox.push(bytes),
-            None => tracing::debug!(server = %self.server, uid = self.uid, "no client to receive a server message; dropped"),
+            None => {
+                tracing::debug!(server = %self.server, uid = self.uid, "no client to receive a server message; dropped")
+            }
         }
     }
 }
@@ -520,7 +570,11 @@ impl Call {
     pub async fn next(&mut self) -> Event {
         let event = match self.events.recv().await {
             Some(event) => event,
-            None => Event::Failed(self.process.exit_reason().unwrap_or_else(|| "the request was dropped".into())),
+            None => Event::Failed(
+                self.process
+                    .exit_reason()
+                    .unwrap_or_else(|| "the request was dropped".into()),
+            ),
         };
         if matches!(event, Event::Response { .. } | Event::Failed(_)) {
             self.done = true;
@@ -532,12 +586,17 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
-            self.process.abandon(self.id, "\"the client went away or the request timed out\"");
+            self.process
+                .abandon(self.id, "\"the client went away or the request timed out\"");
         }
     }
 }
 
-async fn write_stdin(stdin: ChildStdin, mut lines: mpsc::Receiver<Vec<u8>>, mut stop: watch::Receiver<bool>) {
+async fn write_stdin(
+    stdin: ChildStdin,
+    mut lines: mpsc::Receiver<Vec<u8>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut writer = BufWriter::with_capacity(64 * 1024, stdin);
     loop {
         tokio::select! {

@@ -1,1 +1,12 @@
+//! End-to-end tests: the real `mcpd` binary fronting the real fixture MCP
+//! server, driven by the official Rust MCP SDK (rmcp) and by raw HTTP for
+//! the protocol corners an SDK never exercises. One test binary for all.
 
+#[allow(deprecated)]
+mod common;
+
+mod client;
+mod config;
+mod failures;
+mod limits;
+mod protocol;
