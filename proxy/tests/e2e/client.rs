@@ -146,3 +146,33 @@ async fn concurrent_sessions_each_get_their_own_process() {
         .await
         .expect("the other session is untouched");
 }
+
+#[tokio::test]
+async fn large_results_pass_through_whole() {
+    let mcpd = Mcpd::start(SESSIONS, &["/health"]).await;
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    let result = call(&client, "large", json!({"bytes": 5_000_000}))
+        .await
+        .expect("a 5 MB result");
+    let text = text_of(&result);
+    assert_eq!(text.len(), 5_000_000);
+    assert!(text.bytes().all(|b| b == b'x'));
+}
+
+#[tokio::test]
+async fn server_stderr_goes_to_the_log() {
+    let mcpd = Mcpd::start(SESSIONS, &["/health"]).await;
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    call(&client, "echo", json!({"text": "x"})).await.unwrap();
+    eventually(
+        "the server's stderr line is logged",
+        Duration::from_secs(10),
+        || async {
+            let log = mcpd.log_text();
+            log.lines()
+                .any(|l| l.contains("mcpd::server_stderr") && l.contains("mcpd-test-server: ready"))
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -166,3 +166,28 @@ async fn sessions_per_client_are_capped() {
     assert_eq!(deleted.status(), 200);
     raw.initialize().await; // room again
 }
+
+#[tokio::test]
+async fn sessions_across_the_gateway_are_capped() {
+    let config = r#"
+[gateway]
+max_sessions = 2
+[server.fx]
+command = "{server}"
+port = {port}
+"#;
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    raw.initialize().await;
+    raw.initialize().await;
+    let response = raw.post(None, INIT).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gateway.max_sessions")
+    );
+}
