@@ -7,17 +7,25 @@
 //! signal handler and the request path agree on it.
 
 use crate::config::Config;
+use crate::plugin::chain::{Chain, PluginSlot};
+use crate::plugin::kv::KvStore;
 use crate::route::Route;
 use crate::session::SessionTable;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
+/// How often plugin files are checked for changes (hot reload).
+const PLUGIN_CHECK: Duration = Duration::from_millis(500);
+
 pub struct Gateway {
     pub config: Config,
     pub routes: Vec<Arc<Route>>,
     pub sessions: Arc<SessionTable>,
+    /// What plugins' `store` import reads and writes.
+    pub plugin_store: Arc<KvStore>,
     draining: AtomicBool,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -35,20 +43,40 @@ impl Drop for InFlight {
 }
 
 impl Gateway {
-    pub fn new(config: Config) -> Arc<Self> {
+    /// Builds the gateway from a config and the plugin chains loaded for it
+    /// (by server name; see [`Gateway::load_plugins`]).
+    pub fn new(config: Config, mut chains: HashMap<String, Chain>, plugin_store: Arc<KvStore>) -> Arc<Self> {
         let routes = config
             .servers
             .iter()
-            .map(|s| Route::new(Arc::clone(s)))
+            .map(|s| Route::new(Arc::clone(s), chains.remove(&s.name).unwrap_or_default()))
             .collect();
         Arc::new(Gateway {
             sessions: SessionTable::new(config.gateway.max_sessions),
+            plugin_store,
             routes,
             config,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
         })
+    }
+
+    /// Loads every route's plugins; the first that fails stops startup.
+    pub async fn load_plugins(
+        config: &Config,
+        store: &Arc<KvStore>,
+    ) -> Result<HashMap<String, Chain>, crate::plugin::PluginError> {
+        let mut chains = HashMap::new();
+        for server in &config.servers {
+            let mut slots = Vec::new();
+            for plugin in &server.plugins {
+                let cache = config.gateway.plugin_cache.clone();
+                slots.push(PluginSlot::load(plugin.clone(), Arc::clone(store), cache).await?);
+            }
+            chains.insert(server.name.clone(), Chain::new(slots));
+        }
+        Ok(chains)
     }
 
     pub fn is_draining(&self) -> bool {
@@ -94,17 +122,24 @@ impl Gateway {
         let reap_every = self
             .routes
             .iter()
-            .map(|r| {
-                (r.settings.session.idle_timeout / 4)
-                    .clamp(Duration::from_millis(100), Duration::from_secs(30))
-            })
+            .map(|r| (r.settings.session.idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)))
             .min()
             .unwrap_or(Duration::from_secs(30));
         let mut tick = tokio::time::interval(reap_every);
+        let mut plugin_check = tokio::time::interval(PLUGIN_CHECK);
         loop {
             tokio::select! {
                 _ = tick.tick() => {
                     self.sessions.reap_idle();
+                }
+                _ = plugin_check.tick() => {
+                    self.plugin_store.sweep();
+                    for route in &self.routes {
+                        for slot in route.plugins.slots() {
+                            // A failed reload is logged and keeps the old plugin.
+                            let _ = slot.reload_if_changed().await;
+                        }
+                    }
                 }
                 _ = crate::shutdown::requested(&mut shutdown) => break,
             }

@@ -10,6 +10,8 @@ pub mod front;
 pub mod gateway;
 pub mod logs;
 pub mod mcp;
+pub mod metrics;
+pub mod plugin;
 pub mod route;
 pub mod serve;
 pub mod session;

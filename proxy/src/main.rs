@@ -7,11 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "mcpd",
-    version,
-    about = "A gateway that puts MCP servers on the network"
-)]
+#[command(name = "mcpd", version, about = "A gateway that puts MCP servers on the network")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -60,11 +56,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run {
-            config,
-            log_format,
-            log_level,
-        } => {
+        Command::Run { config, log_format, log_level } => {
             logs::init(log_format, &log_level);
             let config = match config::load(&config) {
                 Ok(config) => config,

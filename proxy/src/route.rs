@@ -8,6 +8,7 @@
 //! route down at once.
 
 use crate::config::ServerSettings;
+use crate::plugin::chain::Chain;
 use crate::upstream::INITIALIZE_TIMEOUT;
 use crate::upstream::pool::Pool;
 use crate::upstream::stdio::StdioProcess;
@@ -32,16 +33,19 @@ pub struct Route {
     pub limiter: Arc<Semaphore>,
     /// Shared processes, present when `session.enabled = false`.
     pub pool: Option<Arc<Pool>>,
+    /// The WebAssembly plugins on this route's path, in order.
+    pub plugins: Chain,
     probed: Mutex<Health>,
 }
 
 impl Route {
-    pub fn new(settings: Arc<ServerSettings>) -> Arc<Self> {
+    pub fn new(settings: Arc<ServerSettings>, plugins: Chain) -> Arc<Self> {
         let pool = (!settings.session.enabled).then(|| Pool::new(Arc::clone(&settings)));
         Arc::new(Route {
             name: Arc::from(settings.name.as_str()),
             limiter: Arc::new(Semaphore::new(settings.http.max_concurrent_requests)),
             pool,
+            plugins,
             probed: Mutex::new(Health::Starting),
             settings,
         })
@@ -54,11 +58,7 @@ impl Route {
                 Some(error) => Health::Down(error),
                 None => Health::Starting,
             },
-            None => self
-                .probed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            None => self.probed.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
@@ -94,10 +94,7 @@ impl Route {
 async fn ping_pool(pool: &Pool) {
     for process in pool.all() {
         if let Err(error) = process.request("ping", None, PING_TIMEOUT).await {
-            tracing::warn!(
-                uid = process.uid,
-                "pooled server failed its health ping: {error}; restarting it"
-            );
+            tracing::warn!(uid = process.uid, "pooled server failed its health ping: {error}; restarting it");
             process.shutdown();
         }
     }

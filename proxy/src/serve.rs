@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::front;
 use crate::gateway::Gateway;
+use crate::plugin::kv::KvStore;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -25,7 +26,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         ..ServerConf::default()
     };
     let shutdown_timeout = config.gateway.shutdown_timeout;
-    let gateway = Gateway::new(config);
+    // Plugins load before serving: a plugin that cannot load stops startup.
+    // Their instances do not depend on this runtime once created.
+    let plugin_store = Arc::new(KvStore::default());
+    let loader = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let chains = loader.block_on(Gateway::load_plugins(&config, &plugin_store))?;
+    let gateway = Gateway::new(config, chains, plugin_store);
     for server in &gateway.config.servers {
         tracing::info!(
             server = %server.name,
@@ -38,16 +44,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     server.add_service(front::service(Arc::clone(&gateway)));
-    server.add_service(background_service(
-        "supervisor",
-        Supervisor(Arc::clone(&gateway)),
-    ));
-    server.run(RunArgs {
-        shutdown_signal: Box::new(Drain {
-            gateway,
-            timeout: shutdown_timeout,
-        }),
-    });
+    server.add_service(background_service("supervisor", Supervisor(Arc::clone(&gateway))));
+    server.run(RunArgs { shutdown_signal: Box::new(Drain { gateway, timeout: shutdown_timeout }) });
     Ok(())
 }
 
@@ -68,11 +66,9 @@ struct Drain {
 #[async_trait]
 impl ShutdownSignalWatch for Drain {
     async fn recv(&self) -> ShutdownSignal {
-        let (Ok(mut term), Ok(mut quit), Ok(mut interrupt)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::quit()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let (Ok(mut term), Ok(mut quit), Ok(mut interrupt)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::quit()), signal(SignalKind::interrupt()))
+        else {
             tracing::error!("cannot install signal handlers; SIGTERM will not drain");
             return std::future::pending().await;
         };
@@ -88,10 +84,7 @@ impl ShutdownSignalWatch for Drain {
         let left = self.gateway.drain(self.timeout).await;
         match left {
             0 => tracing::info!("drained; shutting down"),
-            n => tracing::warn!(
-                abandoned = n,
-                "shutdown timeout reached with requests in flight"
-            ),
+            n => tracing::warn!(abandoned = n, "shutdown timeout reached with requests in flight"),
         }
         ShutdownSignal::GracefulTerminate
     }

@@ -7,16 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{}: cannot read the configuration file: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{location}: {key}: {message}")]
-    Invalid {
-        location: Location,
-        key: String,
-        message: String,
-    },
+    Invalid { location: Location, key: String, message: String },
 }
 
 /// `file:line:column`, 1-based, the way editors and compilers print it.
@@ -35,11 +28,7 @@ impl Location {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         let column = before[line_start..].chars().count() + 1;
-        Location {
-            path: path.to_path_buf(),
-            line,
-            column,
-        }
+        Location { path: path.to_path_buf(), line, column }
     }
 }
 

@@ -35,6 +35,8 @@ pub struct GatewaySettings {
     pub max_sessions: usize,
     pub threads: usize,
     pub shutdown_timeout: Duration,
+    /// Where compiled plugins are cached (none: compile at every start).
+    pub plugin_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,30 @@ pub struct ServerSettings {
     pub http: HttpSettings,
     pub session: SessionSettings,
     pub pool_size: usize,
+    /// The plugin chain, in order.
+    pub plugins: Vec<PluginSettings>,
+}
+
+/// What a route does when a plugin fails (trap, timeout, memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Refuse the request (503): the default, right for auth.
+    Closed,
+    /// Carry on as if the plugin had said "proceed".
+    Open,
+}
+
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    pub path: PathBuf,
+    pub on_error: OnError,
+    pub timeout: Duration,
+    pub start_timeout: Duration,
+    pub max_memory: usize,
+    pub max_output: usize,
+    pub instances: usize,
+    /// The plugin's `config` table as JSON text.
+    pub config_json: String,
 }
 
 impl ServerSettings {
@@ -87,10 +113,7 @@ pub struct SessionSettings {
 
 /// Reads, parses and validates the configuration file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
     parse(path, &text)
 }
 

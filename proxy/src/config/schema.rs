@@ -34,6 +34,8 @@ pub struct RawGateway {
     pub threads: Option<usize>,
     /// How long a SIGTERM waits for in-flight requests before exiting.
     pub shutdown_timeout: Option<HumanDuration>,
+    /// Where compiled plugins are cached.
+    pub plugin_cache: Option<PathBuf>,
 }
 
 /// `[server.NAME]`: one MCP server mcpd fronts.
@@ -63,7 +65,30 @@ pub struct RawServer {
     pub urls: Option<Spanned<toml::Value>>,
     pub upstream_url: Option<Spanned<toml::Value>>,
     pub replicas: Option<Spanned<toml::Value>>,
-    pub plugins: Option<Spanned<toml::Value>>,
+    /// The plugin chain, in order: `[[server.NAME.plugins]]`.
+    #[serde(default)]
+    pub plugins: Vec<Spanned<RawPlugin>>,
+}
+
+/// `[[server.NAME.plugins]]`: one WebAssembly plugin on this server's path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugin {
+    /// The `.wasm` component, relative to the configuration file.
+    pub path: Spanned<String>,
+    /// "closed" (default) or "open".
+    pub on_error: Option<Spanned<String>>,
+    /// CPU time per hook call.
+    pub timeout: Option<HumanDuration>,
+    /// CPU time for loading the plugin.
+    pub start_timeout: Option<HumanDuration>,
+    pub max_memory: Option<ByteSize>,
+    pub max_output: Option<ByteSize>,
+    /// Instances kept warm.
+    pub instances: Option<Spanned<i64>>,
+    /// Handed to the plugin as JSON (`get-config`).
+    #[serde(default)]
+    pub config: toml::Table,
 }
 
 /// `[server.NAME.http]`: limits on the client-facing HTTP side.

@@ -19,13 +19,11 @@ pub struct HumanDuration(pub Duration);
 
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| {
-        format!("invalid size {text:?}: expected a number followed by a unit such as \"10MB\"")
-    })?;
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected a number followed by a unit such as \"10MB\""))?;
     let unit = unit.trim();
     let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -33,9 +31,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         _ => {
-            return Err(format!(
-                "invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB or GB)"
-            ));
+            return Err(format!("invalid size {text:?}: unknown unit {unit:?} (use B, KB, MB or GB)"));
         }
     };
     let bytes = number * multiplier as f64;
@@ -46,9 +42,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("invalid duration {text:?}: {e} (examples: \"500ms\", \"30s\", \"5m\")")
-    })
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration {text:?}: {e} (examples: \"500ms\", \"30s\", \"5m\")"))
 }
 
 impl<'de> serde::Deserialize<'de> for ByteSize {
@@ -60,9 +55,7 @@ impl<'de> serde::Deserialize<'de> for ByteSize {
                 f.write_str("a size such as \"10MB\" or a number of bytes")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
                 Ok(ByteSize(v))

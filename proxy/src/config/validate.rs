@@ -2,8 +2,8 @@
 //! [`Config`], or a [`ConfigError`] pointing at the line to fix.
 
 use super::error::{ConfigError, Location};
-use super::schema::{RawConfig, RawServer};
-use super::{Config, GatewaySettings, HttpSettings, ServerSettings, SessionSettings};
+use super::schema::{RawConfig, RawPlugin, RawServer};
+use super::{Config, GatewaySettings, HttpSettings, OnError, PluginSettings, ServerSettings, SessionSettings};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -49,11 +49,7 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
             Segment::Unknown => {}
         }
     }
-    if key.is_empty() {
-        "(top level)".into()
-    } else {
-        key
-    }
+    if key.is_empty() { "(top level)".into() } else { key }
 }
 
 /// Where the check is: builds errors with the right file and line.
@@ -63,12 +59,7 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn error(
-        &self,
-        span: Option<Range<usize>>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> ConfigError {
+    fn error(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             location: Location::of(self.path, self.text, span),
             key: key.into(),
@@ -76,32 +67,18 @@ impl Checker<'_> {
         }
     }
 
-    fn not_yet<T>(
-        &self,
-        value: &Option<Spanned<T>>,
-        key: String,
-        what: &str,
-    ) -> Result<(), ConfigError> {
+    fn not_yet<T>(&self, value: &Option<Spanned<T>>, key: String, what: &str) -> Result<(), ConfigError> {
         match value {
             Some(v) => Err(self.error(Some(v.span()), key, format!("{what} is not supported yet"))),
             None => Ok(()),
         }
     }
 
-    fn positive(
-        &self,
-        value: &Option<Spanned<i64>>,
-        key: String,
-        default: usize,
-    ) -> Result<usize, ConfigError> {
+    fn positive(&self, value: &Option<Spanned<i64>>, key: String, default: usize) -> Result<usize, ConfigError> {
         match value {
             None => Ok(default),
             Some(v) if *v.get_ref() >= 1 => Ok(*v.get_ref() as usize),
-            Some(v) => Err(self.error(
-                Some(v.span()),
-                key,
-                format!("must be at least 1, got {}", v.get_ref()),
-            )),
+            Some(v) => Err(self.error(Some(v.span()), key, format!("must be at least 1, got {}", v.get_ref()))),
         }
     }
 }
@@ -113,42 +90,27 @@ pub fn resolve(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Config
     let bind: IpAddr = match &g.bind {
         None => IpAddr::from([127, 0, 0, 1]),
         Some(b) => b.get_ref().parse().map_err(|_| {
-            check.error(
-                Some(b.span()),
-                "gateway.bind",
-                format!("{:?} is not an IP address", b.get_ref()),
-            )
+            check.error(Some(b.span()), "gateway.bind", format!("{:?} is not an IP address", b.get_ref()))
         })?,
     };
     let listen: SocketAddr = match &g.listen {
-        None => DEFAULT_LISTEN
-            .parse()
-            .expect("default listen address parses"),
+        None => DEFAULT_LISTEN.parse().expect("default listen address parses"),
         Some(l) => l.get_ref().parse().map_err(|_| {
             check.error(
                 Some(l.span()),
                 "gateway.listen",
-                format!(
-                    "{:?} is not an address such as \"127.0.0.1:8080\"",
-                    l.get_ref()
-                ),
+                format!("{:?} is not an address such as \"127.0.0.1:8080\"", l.get_ref()),
             )
         })?,
     };
     let threads = match g.threads {
         Some(0) => return Err(check.error(None, "gateway.threads", "must be at least 1")),
         Some(n) => n,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
 
     if raw.server.is_empty() {
-        return Err(check.error(
-            None,
-            "server",
-            "no [server.NAME] section: there is nothing to serve",
-        ));
+        return Err(check.error(None, "server", "no [server.NAME] section: there is nothing to serve"));
     }
 
     let mut servers = Vec::new();
@@ -177,10 +139,7 @@ pub fn resolve(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Config
         return Err(check.error(
             g.listen.as_ref().map(|l| l.span()),
             "gateway.listen",
-            format!(
-                "port {} is also the own port of server {owner:?}",
-                listen.port()
-            ),
+            format!("port {} is also the own port of server {owner:?}", listen.port()),
         ));
     }
 
@@ -191,10 +150,13 @@ pub fn resolve(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Config
             bind,
             max_sessions: g.max_sessions.unwrap_or(1000).max(1),
             threads,
-            shutdown_timeout: g
-                .shutdown_timeout
-                .map(|d| d.0)
-                .unwrap_or(Duration::from_secs(30)),
+            shutdown_timeout: g.shutdown_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
+            plugin_cache: Some(
+                g.plugin_cache
+                    .as_ref()
+                    .map(|p| relative_to(path, p))
+                    .unwrap_or_else(|| std::env::temp_dir().join("mcpd-plugin-cache")),
+            ),
         },
         servers,
     })
@@ -210,11 +172,7 @@ fn resolve_server(
     let key = |k: &str| format!("server.{name}.{k}");
     let s = server.get_ref();
 
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         return Err(check.error(
             Some(server.span()),
             format!("server.{name}"),
@@ -224,17 +182,8 @@ fn resolve_server(
     check.not_yet(&s.tls, key("tls"), "TLS (and auto_cert)")?;
     check.not_yet(&s.url, key("url"), "an HTTP upstream (`url`)")?;
     check.not_yet(&s.urls, key("urls"), "several HTTP upstreams (`urls`)")?;
-    check.not_yet(
-        &s.upstream_url,
-        key("upstream_url"),
-        "a supervised HTTP upstream (`upstream_url`)",
-    )?;
-    check.not_yet(
-        &s.replicas,
-        key("replicas"),
-        "running replicas of a stdio server",
-    )?;
-    check.not_yet(&s.plugins, key("plugins"), "the plugin chain")?;
+    check.not_yet(&s.upstream_url, key("upstream_url"), "a supervised HTTP upstream (`upstream_url`)")?;
+    check.not_yet(&s.replicas, key("replicas"), "running replicas of a stdio server")?;
 
     let command = match &s.command {
         Some(c) if !c.get_ref().trim().is_empty() => c.get_ref().clone(),
@@ -271,10 +220,7 @@ fn resolve_server(
             return Err(check.error(
                 Some(h.span()),
                 key("health_check"),
-                format!(
-                    "{:?} must be a path starting with '/' other than /mcp",
-                    h.get_ref()
-                ),
+                format!("{:?} must be a path starting with '/' other than /mcp", h.get_ref()),
             ));
         }
     };
@@ -303,44 +249,23 @@ fn resolve_server(
     let http = HttpSettings {
         chunked_encoding: h.chunked_encoding.unwrap_or(true),
         max_request_size: h.max_request_size.map(|b| b.0).unwrap_or(4 << 20),
-        request_timeout: h
-            .request_timeout
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(300)),
-        keepalive_timeout: h
-            .keepalive_timeout
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(60)),
+        request_timeout: h.request_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(300)),
+        keepalive_timeout: h.keepalive_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(60)),
         max_concurrent_requests: check.positive(
             &h.max_concurrent_requests,
             key("http.max_concurrent_requests"),
             256,
         )?,
-        sse_keepalive: h
-            .sse_keepalive
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(15)),
+        sse_keepalive: h.sse_keepalive.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
     };
     if http.request_timeout.is_zero() {
-        return Err(check.error(
-            None,
-            key("http.request_timeout"),
-            "must be longer than zero",
-        ));
+        return Err(check.error(None, key("http.request_timeout"), "must be longer than zero"));
     }
 
     let session = SessionSettings {
         enabled: s.session.enabled.unwrap_or(true),
-        idle_timeout: s
-            .session
-            .timeout
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(3600)),
-        max_per_client: check.positive(
-            &s.session.max_per_client,
-            key("session.max_per_client"),
-            16,
-        )?,
+        idle_timeout: s.session.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(3600)),
+        max_per_client: check.positive(&s.session.max_per_client, key("session.max_per_client"), 16)?,
     };
 
     Ok(ServerSettings {
@@ -352,22 +277,69 @@ fn resolve_server(
         listen,
         mount,
         health_path,
-        health_interval: s
-            .health_check_interval
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(30)),
+        health_interval: s.health_check_interval.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
         http,
         session,
         pool_size: check.positive(&s.pool.size, key("pool.size"), 2)?,
+        plugins: s
+            .plugins
+            .iter()
+            .enumerate()
+            .map(|(i, p)| resolve_plugin(check, p, format!("server.{name}.plugins[{i}]")))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// `path` as written in the config, relative to the config file's directory.
+fn relative_to(config: &Path, path: &Path) -> std::path::PathBuf {
+    match config.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
+}
+
+fn resolve_plugin(check: &Checker, plugin: &Spanned<RawPlugin>, key: String) -> Result<PluginSettings, ConfigError> {
+    let p = plugin.get_ref();
+    let path = relative_to(check.path, Path::new(p.path.get_ref()));
+    if !path.is_file() {
+        return Err(check.error(
+            Some(p.path.span()),
+            format!("{key}.path"),
+            format!("no plugin file at {} (build plugins with ./dev plugins)", path.display()),
+        ));
+    }
+    let on_error = match p.on_error.as_ref().map(|o| o.get_ref().as_str()) {
+        None | Some("closed") => OnError::Closed,
+        Some("open") => OnError::Open,
+        Some(other) => {
+            let span = p.on_error.as_ref().map(|o| o.span());
+            return Err(check.error(
+                span,
+                format!("{key}.on_error"),
+                format!("{other:?} is not \"closed\" or \"open\""),
+            ));
+        }
+    };
+    let max_memory = p.max_memory.map(|b| b.0).unwrap_or(64 << 20);
+    if max_memory > crate::plugin::engine::MEMORY_CEILING {
+        return Err(check.error(None, format!("{key}.max_memory"), "must be at most 1GB"));
+    }
+    let config_json =
+        serde_json::to_string(&p.config).map_err(|e| check.error(None, format!("{key}.config"), e.to_string()))?;
+    Ok(PluginSettings {
+        path,
+        on_error,
+        timeout: p.timeout.map(|d| d.0).unwrap_or(Duration::from_millis(50)),
+        start_timeout: p.start_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
+        max_memory: max_memory as usize,
+        max_output: p.max_output.map(|b| b.0).unwrap_or(4 << 20) as usize,
+        instances: check.positive(&p.instances, format!("{key}.instances"), 2)?,
+        config_json,
     })
 }
 
 /// `transport` is `"streamable-http"` or a list of client-facing transports.
-fn check_transport(
-    check: &Checker,
-    value: &Option<Spanned<toml::Value>>,
-    key: String,
-) -> Result<(), ConfigError> {
+fn check_transport(check: &Checker, value: &Option<Spanned<toml::Value>>, key: String) -> Result<(), ConfigError> {
     let Some(value) = value else { return Ok(()) };
     let names: Vec<&toml::Value> = match value.get_ref() {
         toml::Value::Array(items) => items.iter().collect(),
@@ -391,11 +363,7 @@ fn check_transport(
                 ));
             }
             None => {
-                return Err(check.error(
-                    Some(value.span()),
-                    key,
-                    "expected a transport name or a list of them",
-                ));
+                return Err(check.error(Some(value.span()), key, "expected a transport name or a list of them"));
             }
         }
     }
@@ -449,28 +417,19 @@ storage = "memory"
     #[test]
     fn unknown_key_names_line_and_path() {
         let e = err("[server.a]\ncommand = \"x\"\n[server.a.http]\nmax_body = 3\n");
-        assert!(
-            e.starts_with("t.toml:4:1: server.a.http.max_body: unknown field `max_body`"),
-            "{e}"
-        );
+        assert!(e.starts_with("t.toml:4:1: server.a.http.max_body: unknown field `max_body`"), "{e}");
     }
 
     #[test]
     fn bad_unit_names_line_and_path() {
         let e = err("[server.a]\ncommand = \"x\"\n[server.a.http]\nmax_request_size = \"10XB\"\n");
-        assert!(
-            e.starts_with("t.toml:4:20: server.a.http.max_request_size: invalid size"),
-            "{e}"
-        );
+        assert!(e.starts_with("t.toml:4:20: server.a.http.max_request_size: invalid size"), "{e}");
     }
 
     #[test]
     fn tls_is_not_supported_yet() {
         let e = err("[server.a]\ncommand = \"x\"\n[server.a.tls]\nauto_cert = true\n");
-        assert!(
-            e.contains("server.a.tls: TLS (and auto_cert) is not supported yet"),
-            "{e}"
-        );
+        assert!(e.contains("server.a.tls: TLS (and auto_cert) is not supported yet"), "{e}");
     }
 
     #[test]

@@ -16,11 +16,5 @@ pub async fn serve(route: &Route, http: &mut ServerSession) -> pingora::Result<(
     let mut body = body;
     body["server"] = json!(&*route.name);
     body["transport"] = json!("streamable-http");
-    respond::json(
-        http,
-        status,
-        &[("cache-control", "no-store")],
-        Bytes::from(body.to_string()),
-    )
-    .await
+    respond::json(http, status, &[("cache-control", "no-store")], Bytes::from(body.to_string())).await
 }

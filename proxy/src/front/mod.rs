@@ -4,6 +4,7 @@
 //! connection back for keep-alive.
 
 mod health;
+mod plugin_hooks;
 mod respond;
 mod router;
 mod streamable_http;
@@ -25,14 +26,10 @@ pub struct McpApp {
 
 /// One Pingora service listening on every configured address.
 pub fn service(gateway: Arc<Gateway>) -> Service<McpApp> {
-    let mut addresses: Vec<std::net::SocketAddr> =
-        gateway.config.servers.iter().map(|s| s.listen).collect();
+    let mut addresses: Vec<std::net::SocketAddr> = gateway.config.servers.iter().map(|s| s.listen).collect();
     addresses.sort();
     addresses.dedup();
-    let app = McpApp {
-        router: Router::new(&gateway.routes),
-        gateway,
-    };
+    let app = McpApp { router: Router::new(&gateway.routes), gateway };
     let mut service = Service::new("mcpd".to_string(), app);
     for address in addresses {
         service.add_tcp(&address.to_string());
@@ -55,13 +52,13 @@ impl HttpServerApp for McpApp {
                 return None;
             }
         }
-        let port = http
-            .server_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.port())
-            .unwrap_or(0);
+        let port = http.server_addr().and_then(|a| a.as_inet()).map(|a| a.port()).unwrap_or(0);
         let path = http.req_header().uri.path().to_string();
         let result = match self.router.resolve(port, &path) {
+            None if path == "/metrics" => {
+                let body = Bytes::from(crate::metrics::render());
+                respond::body(&mut http, 200, Some("text/plain; version=0.0.4"), &[], body).await
+            }
             Some((endpoint, route)) => {
                 http.set_keepalive(Some(route.settings.http.keepalive_timeout.as_secs()));
                 match endpoint {

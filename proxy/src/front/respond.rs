@@ -7,19 +7,15 @@ use pingora::http::ResponseHeader;
 use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
 
-pub type Headers<'a> = &'a [(&'static str, &'a str)];
+pub type Headers<'a> = &'a [(&'a str, &'a str)];
 
-fn header(
-    status: u16,
-    content_type: Option<&'static str>,
-    extra: Headers,
-) -> pingora::Result<ResponseHeader> {
+fn header(status: u16, content_type: Option<&'static str>, extra: Headers) -> pingora::Result<ResponseHeader> {
     let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
     if let Some(content_type) = content_type {
         header.insert_header("content-type", content_type)?;
     }
     for (name, value) in extra {
-        header.append_header(*name, *value)?;
+        header.append_header(name.to_string(), *value)?;
     }
     Ok(header)
 }
@@ -41,12 +37,7 @@ pub async fn body(
     Ok(())
 }
 
-pub async fn json(
-    http: &mut ServerSession,
-    status: u16,
-    extra: Headers<'_>,
-    payload: Bytes,
-) -> pingora::Result<()> {
+pub async fn json(http: &mut ServerSession, status: u16, extra: Headers<'_>, payload: Bytes) -> pingora::Result<()> {
     body(http, status, Some("application/json"), extra, payload).await
 }
 
@@ -60,21 +51,11 @@ pub async fn rpc_error(
     extra: Headers<'_>,
 ) -> pingora::Result<()> {
     tracing::debug!(target: "mcpd::access", status, code, "{message}");
-    json(
-        http,
-        status,
-        extra,
-        Bytes::from(error_body(id, code, message)),
-    )
-    .await
+    json(http, status, extra, Bytes::from(error_body(id, code, message))).await
 }
 
 /// An empty response, e.g. 202 Accepted.
-pub async fn empty(
-    http: &mut ServerSession,
-    status: u16,
-    extra: Headers<'_>,
-) -> pingora::Result<()> {
+pub async fn empty(http: &mut ServerSession, status: u16, extra: Headers<'_>) -> pingora::Result<()> {
     body(http, status, None, extra, Bytes::new()).await
 }
 
@@ -101,8 +82,7 @@ pub async fn sse_event(http: &mut ServerSession, message: &[u8]) -> pingora::Res
 
 /// An SSE comment: keeps idle connections open through proxies.
 pub async fn sse_keepalive(http: &mut ServerSession) -> pingora::Result<()> {
-    http.write_response_body(Bytes::from_static(b": keepalive\n\n"), false)
-        .await
+    http.write_response_body(Bytes::from_static(b": keepalive\n\n"), false).await
 }
 
 pub async fn sse_end(http: &mut ServerSession) -> pingora::Result<()> {

@@ -22,16 +22,9 @@ impl Router {
     pub fn new(routes: &[Arc<Route>]) -> Router {
         let mut router = Router::default();
         for route in routes {
-            let entries = router
-                .by_port
-                .entry(route.settings.listen.port())
-                .or_default();
+            let entries = router.by_port.entry(route.settings.listen.port()).or_default();
             entries.push((route.settings.mcp_path(), Endpoint::Mcp, Arc::clone(route)));
-            entries.push((
-                route.settings.health_route(),
-                Endpoint::Health,
-                Arc::clone(route),
-            ));
+            entries.push((route.settings.health_route(), Endpoint::Health, Arc::clone(route)));
         }
         router
     }
@@ -41,10 +34,6 @@ impl Router {
             true => path.trim_end_matches('/'),
             false => path,
         };
-        self.by_port
-            .get(&port)?
-            .iter()
-            .find(|(p, _, _)| p == path)
-            .map(|(_, endpoint, route)| (*endpoint, route))
+        self.by_port.get(&port)?.iter().find(|(p, _, _)| p == path).map(|(_, endpoint, route)| (*endpoint, route))
     }
 }

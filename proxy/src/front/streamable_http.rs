@@ -13,11 +13,15 @@
 //! version) happen here, before anything reaches a server. What a server
 //! process does with a message is [`crate::upstream::stdio`]'s business.
 
+use super::plugin_hooks::{self, Caller, Filtered};
 use super::respond::{self, Headers};
 use crate::gateway::Gateway;
 use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Kind, Message, ParseError};
 use crate::mcp::{PROTOCOL_HEADER, SESSION_HEADER, version};
+use crate::plugin::bindings::Rejection;
+use crate::plugin::chain::Verdict;
+use crate::plugin::loaded::Hook;
 use crate::route::{Health, Route};
 use crate::session::outbox::Outbox;
 use crate::session::{Refusal, Session};
@@ -28,29 +32,24 @@ use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 
-pub async fn serve(
-    gateway: &Arc<Gateway>,
-    route: &Arc<Route>,
-    http: &mut ServerSession,
-) -> pingora::Result<()> {
+pub async fn serve(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut ServerSession) -> pingora::Result<()> {
     // A client that hangs up must be noticed while we wait on the server.
     http.set_abort_on_close(true);
+    let plugins = &route.plugins;
+    let mut caller = Caller::of(http, client_address(http), !plugins.slots().is_empty());
+    if plugins.wants(Hook::HttpRequest) {
+        if let Some(stop) = plugin_hooks::http_request(route, http, &mut caller).await {
+            return answer_verdict(http, None, stop, false).await;
+        }
+    }
     let method = http.req_header().method.clone();
     match method {
-        Method::POST => post(gateway, route, http).await,
-        Method::GET => get(gateway, route, http).await,
+        Method::POST => post(gateway, route, http, &caller).await,
+        Method::GET => get(gateway, route, http, &caller).await,
         Method::DELETE => delete(gateway, route, http).await,
         _ => {
             let allow = [("allow", "GET, POST, DELETE")];
-            respond::rpc_error(
-                http,
-                405,
-                None,
-                INVALID_REQUEST,
-                "method not allowed",
-                &allow,
-            )
-            .await
+            respond::rpc_error(http, 405, None, INVALID_REQUEST, "method not allowed", &allow).await
         }
     }
 }
@@ -66,44 +65,69 @@ fn accepts(accept: &str, mime: &str) -> bool {
         let item = item.split(';').next().unwrap_or("").trim();
         item.eq_ignore_ascii_case(mime)
             || item == "*/*"
-            || item
-                .strip_suffix("/*")
-                .is_some_and(|f| f.eq_ignore_ascii_case(family))
+            || item.strip_suffix("/*").is_some_and(|f| f.eq_ignore_ascii_case(family))
     })
 }
 
 fn client_address(http: &ServerSession) -> String {
-    http.client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    http.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Answers with what a plugin decided instead of forwarding.
+async fn answer_verdict(
+    http: &mut ServerSession,
+    id: Option<&RawValue>,
+    verdict: Verdict,
+    is_request: bool,
+) -> pingora::Result<()> {
+    match verdict {
+        Verdict::Reject(rejection) => reject(http, id, &rejection).await,
+        Verdict::Respond(result) if is_request => match RawValue::from_string(result) {
+            Ok(result) => {
+                let body = jsonrpc::response(id.unwrap_or(jsonrpc::null()).get(), Some(&result), None);
+                respond::json(http, 200, &[], Bytes::from(body)).await
+            }
+            Err(_) => {
+                let message = "a plugin answered with a result that is not JSON";
+                respond::rpc_error(http, 500, id, INTERNAL_ERROR, message, &[]).await
+            }
+        },
+        Verdict::Respond(_) | Verdict::Proceed => respond::empty(http, 202, &[]).await,
+    }
+}
+
+/// A plugin's rejection: its status, headers and JSON-RPC error.
+async fn reject(http: &mut ServerSession, id: Option<&RawValue>, rejection: &Rejection) -> pingora::Result<()> {
+    let status = match rejection.status {
+        400..=599 => rejection.status,
+        _ => 500,
+    };
+    let headers: Vec<(&str, &str)> = rejection.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+    let error = &rejection.error;
+    let mut body = error_body(id, error.code.into(), &error.message);
+    if let Some(data) = error.data.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()) {
+        let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        value["error"]["data"] = data;
+        body = value.to_string().into_bytes();
+    }
+    respond::json(http, status, &headers, Bytes::from(body)).await
 }
 
 async fn post(
     gateway: &Arc<Gateway>,
     route: &Arc<Route>,
     http: &mut ServerSession,
+    caller: &Caller,
 ) -> pingora::Result<()> {
     let Some(_in_flight) = gateway.begin_request() else {
         http.set_keepalive(None);
         let retry = [("retry-after", "1")];
-        return respond::rpc_error(
-            http,
-            503,
-            None,
-            INTERNAL_ERROR,
-            "mcpd is shutting down",
-            &retry,
-        )
-        .await;
+        return respond::rpc_error(http, 503, None, INTERNAL_ERROR, "mcpd is shutting down", &retry).await;
     };
     let limits = &route.settings.http;
 
     let content_type = header(http, "content-type").unwrap_or("");
-    if !content_type
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if !content_type.to_ascii_lowercase().starts_with("application/json") {
         http.set_keepalive(None);
         let message = "Content-Type must be application/json";
         return respond::rpc_error(http, 415, None, INVALID_REQUEST, message, &[]).await;
@@ -124,15 +148,7 @@ async fn post(
             "too many requests in progress for server {:?} (http.max_concurrent_requests = {})",
             &*route.name, limits.max_concurrent_requests
         );
-        return respond::rpc_error(
-            http,
-            503,
-            None,
-            LIMIT_EXCEEDED,
-            &message,
-            &[("retry-after", "1")],
-        )
-        .await;
+        return respond::rpc_error(http, 503, None, LIMIT_EXCEEDED, &message, &[("retry-after", "1")]).await;
     };
     let Some(body) = read_body(http, limits.max_request_size).await? else {
         return too_large(http, limits.max_request_size).await;
@@ -152,13 +168,33 @@ async fn post(
             return respond::rpc_error(http, 400, None, code, &error.to_string(), &[]).await;
         }
     };
+    // Plugins see the validated message; a changed one is parsed again.
+    let body = match route.plugins.wants(Hook::Request) {
+        false => body.clone(),
+        true => {
+            let session = header(http, SESSION_HEADER).map(str::to_owned);
+            match plugin_hooks::message(&route.plugins, Hook::Request, route, caller, session.as_deref(), body.clone())
+                .await
+            {
+                Filtered::Pass(bytes) => bytes,
+                Filtered::Stop(verdict) => {
+                    let is_request = message.kind() == Kind::Request;
+                    return answer_verdict(http, message.id, verdict, is_request).await;
+                }
+            }
+        }
+    };
+    let Ok(message) = Message::parse(&body) else {
+        return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, "a plugin made the message invalid", &[])
+            .await;
+    };
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), "POST");
     match (message.kind(), message.method()) {
         (Kind::Request, "initialize") => match &route.pool {
             Some(_) => initialize_from_pool(route, http, &message).await,
-            None => initialize_session(gateway, route, http, &message).await,
+            None => initialize_session(gateway, route, http, &message, caller).await,
         },
-        (Kind::Request, _) => request(gateway, route, http, &message).await,
+        (Kind::Request, _) => request(gateway, route, http, &message, caller).await,
         (Kind::Notification, _) => notification(gateway, route, http, &message).await,
         (Kind::Response, _) => client_answer(gateway, route, http, &message).await,
     }
@@ -225,10 +261,7 @@ async fn find_session(
 
 /// 400 for an `MCP-Protocol-Version` mcpd does not speak; a missing header
 /// means 2025-03-26 and is fine.
-async fn check_protocol_version(
-    http: &mut ServerSession,
-    id: Option<&RawValue>,
-) -> pingora::Result<bool> {
+async fn check_protocol_version(http: &mut ServerSession, id: Option<&RawValue>) -> pingora::Result<bool> {
     match header(http, PROTOCOL_HEADER) {
         Some(v) if !version::is_supported(v) => {
             let message = format!(
@@ -247,85 +280,43 @@ async fn initialize_session(
     route: &Arc<Route>,
     http: &mut ServerSession,
     message: &Message<'_>,
+    caller: &Caller,
 ) -> pingora::Result<()> {
-    let client = client_address(http);
+    let client = caller.client.clone();
     let settings = &route.settings;
-    let reservation =
-        match gateway
-            .sessions
-            .reserve(&route.name, &client, settings.session.max_per_client)
-        {
-            Ok(reservation) => reservation,
-            Err(refusal) => {
-                let (status, retry) = match refusal {
-                    Refusal::PerClient(_) => (429, "5"),
-                    Refusal::Gateway(_) => (503, "5"),
-                };
-                let text = refusal.to_string();
-                return respond::rpc_error(
-                    http,
-                    status,
-                    message.id,
-                    LIMIT_EXCEEDED,
-                    &text,
-                    &[("retry-after", retry)],
-                )
+    let reservation = match gateway.sessions.reserve(&route.name, &client, settings.session.max_per_client) {
+        Ok(reservation) => reservation,
+        Err(refusal) => {
+            let (status, retry) = match refusal {
+                Refusal::PerClient(_) => (429, "5"),
+                Refusal::Gateway(_) => (503, "5"),
+            };
+            let text = refusal.to_string();
+            return respond::rpc_error(http, status, message.id, LIMIT_EXCEEDED, &text, &[("retry-after", retry)])
                 .await;
-            }
-        };
+        }
+    };
     let outbox = Arc::new(Outbox::default());
     let process = match StdioProcess::spawn(settings, Some(Arc::clone(&outbox))) {
         Ok(process) => process,
         Err(error) => {
             route.set_health(Health::Down(error.to_string()));
-            return respond::rpc_error(
-                http,
-                502,
-                message.id,
-                CONNECTION_CLOSED,
-                &error.to_string(),
-                &[],
-            )
-            .await;
+            return respond::rpc_error(http, 502, message.id, CONNECTION_CLOSED, &error.to_string(), &[]).await;
         }
     };
-    let session =
-        gateway
-            .sessions
-            .insert(reservation, process, outbox, settings.session.idle_timeout);
+    let session = gateway.sessions.insert(reservation, process, outbox, settings.session.idle_timeout);
     let _busy = session.enter(&gateway.sessions);
     tracing::info!(server = %route.name, session = %session.id, client = %client, pid = ?session.process.pid, "session created");
 
-    let call = session
-        .process
-        .call(
-            message.id.unwrap_or(jsonrpc::null()),
-            "initialize",
-            message.params,
-        )
-        .await;
+    let call = session.process.call(message.id.unwrap_or(jsonrpc::null()), "initialize", message.params).await;
     let outcome = match call {
         Ok(call) => {
-            relay(
-                http,
-                route,
-                call,
-                message.id,
-                Some(&session.outbox),
-                &[(SESSION_HEADER, &session.id)],
-            )
-            .await?
+            let extra = [(SESSION_HEADER, session.id.as_str())];
+            let target = Target { caller, session: Some(&session.id), outbox: Some(&session.outbox) };
+            relay(http, route, call, message.id, target, &extra).await?
         }
         Err(error) => {
-            respond::rpc_error(
-                http,
-                502,
-                message.id,
-                CONNECTION_CLOSED,
-                &error.to_string(),
-                &[],
-            )
-            .await?;
+            respond::rpc_error(http, 502, message.id, CONNECTION_CLOSED, &error.to_string(), &[]).await?;
             Outcome::Failed
         }
     };
@@ -336,11 +327,7 @@ async fn initialize_session(
     Ok(())
 }
 
-async fn initialize_from_pool(
-    route: &Route,
-    http: &mut ServerSession,
-    message: &Message<'_>,
-) -> pingora::Result<()> {
+async fn initialize_from_pool(route: &Route, http: &mut ServerSession, message: &Message<'_>) -> pingora::Result<()> {
     let init = route.pool.as_ref().and_then(|pool| pool.init_result());
     let Some(init) = init else {
         return not_ready(route, http, message.id).await;
@@ -357,24 +344,12 @@ async fn initialize_from_pool(
     respond::json(http, 200, &[], Bytes::from(body)).await
 }
 
-async fn not_ready(
-    route: &Route,
-    http: &mut ServerSession,
-    id: Option<&RawValue>,
-) -> pingora::Result<()> {
+async fn not_ready(route: &Route, http: &mut ServerSession, id: Option<&RawValue>) -> pingora::Result<()> {
     let why = match route.health() {
         Health::Down(error) => format!("server {:?} is down: {error}", &*route.name),
         _ => format!("server {:?} is starting", &*route.name),
     };
-    respond::rpc_error(
-        http,
-        503,
-        id,
-        CONNECTION_CLOSED,
-        &why,
-        &[("retry-after", "1")],
-    )
-    .await
+    respond::rpc_error(http, 503, id, CONNECTION_CLOSED, &why, &[("retry-after", "1")]).await
 }
 
 async fn request(
@@ -382,6 +357,7 @@ async fn request(
     route: &Arc<Route>,
     http: &mut ServerSession,
     message: &Message<'_>,
+    caller: &Caller,
 ) -> pingora::Result<()> {
     let id = message.id;
     let (process, session) = match &route.pool {
@@ -400,17 +376,14 @@ async fn request(
         },
     };
     let _busy = session.as_ref().map(|s| s.enter(&gateway.sessions));
-    match process
-        .call(
-            id.unwrap_or(jsonrpc::null()),
-            message.method(),
-            message.params,
-        )
-        .await
-    {
+    match process.call(id.unwrap_or(jsonrpc::null()), message.method(), message.params).await {
         Ok(call) => {
-            let outbox = session.as_ref().map(|s| &*s.outbox);
-            relay(http, route, call, id, outbox, &[]).await.map(|_| ())
+            let target = Target {
+                caller,
+                session: session.as_ref().map(|s| s.id.as_str()),
+                outbox: session.as_ref().map(|s| &*s.outbox),
+            };
+            relay(http, route, call, id, target, &[]).await.map(|_| ())
         }
         Err(error) => upstream_gone(gateway, route, http, session.as_deref(), id, &error).await,
     }
@@ -463,13 +436,9 @@ async fn notification(
             };
             let _busy = session.enter(&gateway.sessions);
             if method == "notifications/cancelled" {
-                let params: Option<CancelParams> = message
-                    .params
-                    .and_then(|p| serde_json::from_str(p.get()).ok());
+                let params: Option<CancelParams> = message.params.and_then(|p| serde_json::from_str(p.get()).ok());
                 if let Some(params) = params {
-                    session
-                        .process
-                        .cancel_by_client_id(params.request_id, params.reason);
+                    session.process.cancel_by_client_id(params.request_id, params.reason);
                 }
             } else if let Err(error) = session.process.notify(method, message.params).await {
                 return upstream_gone(gateway, route, http, Some(&session), None, &error).await;
@@ -514,18 +483,13 @@ async fn client_answer(
         }
     };
     let accepted = match (process, parsed) {
-        (Some(process), Some((_, sequence))) => {
-            process.answer(sequence, message).await.unwrap_or(false)
-        }
+        (Some(process), Some((_, sequence))) => process.answer(sequence, message).await.unwrap_or(false),
         _ => false,
     };
     match accepted {
         true => respond::empty(http, 202, &[]).await,
         false => {
-            let text = format!(
-                "no server request with id {} is waiting for an answer",
-                message.id_text()
-            );
+            let text = format!("no server request with id {} is waiting for an answer", message.id_text());
             respond::rpc_error(http, 400, None, INVALID_REQUEST, &text, &[]).await
         }
     }
@@ -541,6 +505,58 @@ enum Outcome {
     Failed,
 }
 
+/// Who a relayed answer is for.
+struct Target<'a> {
+    caller: &'a Caller,
+    session: Option<&'a str>,
+    outbox: Option<&'a Outbox>,
+}
+
+/// Runs the response hooks over a server message; `None` drops it.
+async fn server_message(route: &Route, target: &Target<'_>, bytes: Bytes) -> Option<Bytes> {
+    if !route.plugins.wants(Hook::Response) {
+        return Some(bytes);
+    }
+    match plugin_hooks::message(&route.plugins, Hook::Response, route, target.caller, target.session, bytes).await {
+        Filtered::Pass(bytes) => Some(bytes),
+        Filtered::Stop(_) => {
+            tracing::debug!(server = %route.name, "a plugin dropped a server message");
+            None
+        }
+    }
+}
+
+/// Runs the response hooks over the answer to request `id`.
+async fn server_answer(
+    route: &Route,
+    target: &Target<'_>,
+    id: Option<&RawValue>,
+    bytes: Bytes,
+    outcome: Outcome,
+) -> (Bytes, Outcome) {
+    if !route.plugins.wants(Hook::Response) {
+        return (bytes, outcome);
+    }
+    match plugin_hooks::message(&route.plugins, Hook::Response, route, target.caller, target.session, bytes).await {
+        Filtered::Pass(bytes) => (bytes, outcome),
+        Filtered::Stop(Verdict::Reject(rejection)) => {
+            let error = &rejection.error;
+            (Bytes::from(error_body(id, error.code.into(), &error.message)), Outcome::Refused)
+        }
+        Filtered::Stop(Verdict::Respond(result)) => match RawValue::from_string(result) {
+            Ok(result) => {
+                let body = jsonrpc::response(id.unwrap_or(jsonrpc::null()).get(), Some(&result), None);
+                (Bytes::from(body), Outcome::Answered)
+            }
+            Err(_) => {
+                let text = "a plugin replaced the answer with something that is not JSON";
+                (Bytes::from(error_body(id, INTERNAL_ERROR, text)), Outcome::Failed)
+            }
+        },
+        Filtered::Stop(Verdict::Proceed) => unreachable!("a proceed verdict passes the message on"),
+    }
+}
+
 /// Streams what the server sends for `call` to the client: one JSON body
 /// when the answer comes first, else an SSE stream ending with the answer.
 async fn relay(
@@ -548,7 +564,7 @@ async fn relay(
     route: &Route,
     mut call: Call,
     id: Option<&RawValue>,
-    outbox: Option<&Outbox>,
+    target: Target<'_>,
     extra: Headers<'_>,
 ) -> pingora::Result<Outcome> {
     let limits = &route.settings.http;
@@ -564,9 +580,12 @@ async fn relay(
         };
         let (payload, outcome) = match event {
             Ok(Event::Message(bytes)) => {
+                let Some(bytes) = server_message(route, &target, bytes).await else {
+                    continue;
+                };
                 if !limits.chunked_encoding {
                     // No streaming allowed: server messages take the GET stream.
-                    if let Some(outbox) = outbox {
+                    if let Some(outbox) = target.outbox {
                         outbox.push(bytes);
                     }
                     continue;
@@ -578,20 +597,13 @@ async fn relay(
                 respond::sse_event(http, &bytes).await?;
                 continue;
             }
-            Ok(Event::Response { bytes, is_error }) => (
-                bytes,
-                if is_error {
-                    Outcome::Refused
-                } else {
-                    Outcome::Answered
-                },
-            ),
+            Ok(Event::Response { bytes, is_error }) => {
+                let outcome = if is_error { Outcome::Refused } else { Outcome::Answered };
+                server_answer(route, &target, id, bytes, outcome).await
+            }
             Ok(Event::Failed(reason)) => {
                 let text = format!("MCP server process exited before answering: {reason}");
-                (
-                    Bytes::from(error_body(id, CONNECTION_CLOSED, &text)),
-                    Outcome::Failed,
-                )
+                (Bytes::from(error_body(id, CONNECTION_CLOSED, &text)), Outcome::Failed)
             }
             Err(_elapsed) => {
                 drop(call); // tells the server to cancel
@@ -625,26 +637,14 @@ async fn send_last(
     }
 }
 
-async fn get(
-    gateway: &Arc<Gateway>,
-    route: &Route,
-    http: &mut ServerSession,
-) -> pingora::Result<()> {
+async fn get(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession, caller: &Caller) -> pingora::Result<()> {
     if !accepts(header(http, "accept").unwrap_or(""), "text/event-stream") {
         let message = "Accept must list text/event-stream for the GET stream";
         return respond::rpc_error(http, 406, None, INVALID_REQUEST, message, &[]).await;
     }
     if route.pool.is_some() {
         let message = "this server runs without sessions: there is no GET stream";
-        return respond::rpc_error(
-            http,
-            405,
-            None,
-            INVALID_REQUEST,
-            message,
-            &[("allow", "POST")],
-        )
-        .await;
+        return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
     }
     let Some(session) = find_session(gateway, route, http, None).await? else {
         return Ok(());
@@ -656,10 +656,15 @@ async fn get(
     let _busy = session.enter(&gateway.sessions);
     respond::sse_start(http, &[]).await?;
     let keepalive = route.settings.http.sse_keepalive;
+    let target = Target { caller, session: Some(&session.id), outbox: None };
     loop {
         tokio::select! {
             message = messages.recv() => match message {
-                Some(message) => respond::sse_event(http, &message).await?,
+                Some(message) => {
+                    if let Some(message) = server_message(route, &target, message).await {
+                        respond::sse_event(http, &message).await?;
+                    }
+                }
                 None => break, // the session ended
             },
             _ = tokio::time::sleep(keepalive) => respond::sse_keepalive(http).await?,
@@ -673,22 +678,10 @@ async fn get(
     respond::sse_end(http).await
 }
 
-async fn delete(
-    gateway: &Arc<Gateway>,
-    route: &Route,
-    http: &mut ServerSession,
-) -> pingora::Result<()> {
+async fn delete(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession) -> pingora::Result<()> {
     if route.pool.is_some() {
         let message = "this server runs without sessions: there is nothing to delete";
-        return respond::rpc_error(
-            http,
-            405,
-            None,
-            INVALID_REQUEST,
-            message,
-            &[("allow", "POST")],
-        )
-        .await;
+        return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
     }
     let Some(session) = find_session(gateway, route, http, None).await? else {
         return Ok(());

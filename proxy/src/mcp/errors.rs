@@ -45,8 +45,7 @@ mod tests {
         assert_eq!(v["id"], 7);
         assert_eq!(v["error"]["code"], -32603);
         assert_eq!(v["error"]["message"], "bad \"thing\"");
-        let v: serde_json::Value =
-            serde_json::from_slice(&error_body(None, PARSE_ERROR, "x")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&error_body(None, PARSE_ERROR, "x")).unwrap();
         assert!(v["id"].is_null());
     }
 }

@@ -73,15 +73,13 @@ impl<'a> Message<'a> {
             }
         }
         match (&message.method, message.id) {
-            (Some(_), _) if message.result.is_some() || message.error.is_some() => Err(
-                ParseError::Invalid("a message cannot carry both a method and a result"),
-            ),
-            (None, None) => Err(ParseError::Invalid(
-                "a message needs a \"method\" or an \"id\"",
-            )),
-            (None, Some(_)) if message.result.is_some() == message.error.is_some() => Err(
-                ParseError::Invalid("a response needs exactly one of \"result\" and \"error\""),
-            ),
+            (Some(_), _) if message.result.is_some() || message.error.is_some() => {
+                Err(ParseError::Invalid("a message cannot carry both a method and a result"))
+            }
+            (None, None) => Err(ParseError::Invalid("a message needs a \"method\" or an \"id\"")),
+            (None, Some(_)) if message.result.is_some() == message.error.is_some() => {
+                Err(ParseError::Invalid("a response needs exactly one of \"result\" and \"error\""))
+            }
             _ => Ok(message),
         }
     }
@@ -165,11 +163,7 @@ pub fn progress_token(params: Option<&RawValue>) -> Option<serde_json::Value> {
 
 /// `params` with `_meta.progressToken` (or, for a progress notification,
 /// the top-level `progressToken`) replaced by `token`.
-pub fn with_progress_token(
-    params: &RawValue,
-    pointer: &str,
-    token: &serde_json::Value,
-) -> Option<String> {
+pub fn with_progress_token(params: &RawValue, pointer: &str, token: &serde_json::Value) -> Option<String> {
     let mut value: serde_json::Value = serde_json::from_str(params.get()).ok()?;
     *value.pointer_mut(pointer)? = token.clone();
     Some(value.to_string())
@@ -183,8 +177,7 @@ mod tests {
     fn classifies_messages() {
         let m = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).unwrap();
         assert_eq!(m.kind(), Kind::Request);
-        let m =
-            Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        let m = Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(m.kind(), Kind::Notification);
         let m = Message::parse(br#"{"jsonrpc":"2.0","id":"x","result":{}}"#).unwrap();
         assert_eq!(m.kind(), Kind::Response);
@@ -192,58 +185,28 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_json_rpc() {
-        assert!(matches!(
-            Message::parse(b"{not json"),
-            Err(ParseError::NotJson(_))
-        ));
+        assert!(matches!(Message::parse(b"{not json"), Err(ParseError::NotJson(_))));
         assert!(matches!(Message::parse(b"42"), Err(ParseError::Invalid(_))));
-        assert!(matches!(
-            Message::parse(br#"{"id":1,"method":"x"}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            Message::parse(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
-            Err(ParseError::Invalid(_))
-        ));
-        assert!(matches!(
-            Message::parse(br#"{"jsonrpc":"2.0","id":1}"#),
-            Err(ParseError::Invalid(_))
-        ));
+        assert!(matches!(Message::parse(br#"{"id":1,"method":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(Message::parse(br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#), Err(ParseError::Invalid(_))));
+        assert!(matches!(Message::parse(br#"{"jsonrpc":"2.0","id":1}"#), Err(ParseError::Invalid(_))));
     }
 
     #[test]
     fn rebuilds_with_new_ids_without_touching_params() {
-        let m = Message::parse(
-            br#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"a" : 1}}"#,
-        )
-        .unwrap();
+        let m = Message::parse(br#"{"jsonrpc":"2.0","id":"abc","method":"tools/call","params":{"a" : 1}}"#).unwrap();
         let out = request("17", m.method(), m.params.map(|p| p.get()));
-        assert_eq!(
-            out,
-            br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"a" : 1}}"#
-        );
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":17,"method":"tools/call","params":{"a" : 1}}"#);
         let r = Message::parse(br#"{"jsonrpc":"2.0","id":17,"result":{"ok":true}}"#).unwrap();
-        assert_eq!(
-            response("\"abc\"", r.result, r.error),
-            br#"{"jsonrpc":"2.0","id":"abc","result":{"ok":true}}"#
-        );
+        assert_eq!(response("\"abc\"", r.result, r.error), br#"{"jsonrpc":"2.0","id":"abc","result":{"ok":true}}"#);
     }
 
     #[test]
     fn finds_and_replaces_progress_tokens() {
-        let m = Message::parse(
-            br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":5}}}"#,
-        )
-        .unwrap();
+        let m =
+            Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"progressToken":5}}}"#).unwrap();
         assert_eq!(progress_token(m.params), Some(serde_json::json!(5)));
-        let replaced = with_progress_token(
-            m.params.unwrap(),
-            "/_meta/progressToken",
-            &serde_json::json!("t1"),
-        );
-        assert_eq!(
-            replaced.as_deref(),
-            Some(r#"{"_meta":{"progressToken":"t1"}}"#)
-        );
+        let replaced = with_progress_token(m.params.unwrap(), "/_meta/progressToken", &serde_json::json!("t1"));
+        assert_eq!(replaced.as_deref(), Some(r#"{"_meta":{"progressToken":"t1"}}"#));
     }
 }

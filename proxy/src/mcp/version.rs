@@ -16,8 +16,5 @@ pub fn is_supported(version: &str) -> bool {
 /// The revision to answer a client that asked for `requested`: the same one
 /// when mcpd speaks it, else the newest (the client then decides).
 pub fn negotiate(requested: Option<&str>) -> &'static str {
-    requested
-        .and_then(|r| SUPPORTED.iter().find(|v| **v == r))
-        .copied()
-        .unwrap_or(LATEST)
+    requested.and_then(|r| SUPPORTED.iter().find(|v| **v == r)).copied().unwrap_or(LATEST)
 }

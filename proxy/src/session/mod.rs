@@ -120,10 +120,7 @@ impl SessionTable {
         client: &str,
         max_per_client: usize,
     ) -> Result<Reservation, Refusal> {
-        let key = ClientKey {
-            server: Arc::clone(server),
-            client: client.to_string(),
-        };
+        let key = ClientKey { server: Arc::clone(server), client: client.to_string() };
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refusal::Gateway(self.max_total));
@@ -135,10 +132,7 @@ impl SessionTable {
             return Err(Refusal::PerClient(max_per_client));
         }
         *count += 1;
-        Ok(Reservation {
-            table: Arc::clone(self),
-            key: Some(key),
-        })
+        Ok(Reservation { table: Arc::clone(self), key: Some(key) })
     }
 
     fn release(&self, key: &ClientKey) {
@@ -174,8 +168,7 @@ impl SessionTable {
             last_active: AtomicU64::new(self.now_ms()),
             busy: AtomicUsize::new(0),
         });
-        self.sessions
-            .insert(session.id.clone(), Arc::clone(&session));
+        self.sessions.insert(session.id.clone(), Arc::clone(&session));
         session
     }
 
@@ -210,8 +203,7 @@ impl SessionTable {
             .iter()
             .filter(|s| {
                 let idle = now.saturating_sub(s.last_active.load(Ordering::Relaxed));
-                let idle_expired =
-                    s.busy.load(Ordering::Relaxed) == 0 && idle > s.idle_timeout.as_millis() as u64;
+                let idle_expired = s.busy.load(Ordering::Relaxed) == 0 && idle > s.idle_timeout.as_millis() as u64;
                 idle_expired || !s.process.is_alive()
             })
             .map(|s| s.id.clone())

@@ -115,9 +115,7 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), "b");
         drop(rx);
         outbox.push(Bytes::from_static(b"c"));
-        let mut rx = outbox
-            .attach()
-            .expect("a stream can attach after the first one left");
+        let mut rx = outbox.attach().expect("a stream can attach after the first one left");
         assert_eq!(rx.try_recv().unwrap(), "c");
         outbox.close();
         assert!(rx.try_recv().is_err());

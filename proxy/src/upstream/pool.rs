@@ -40,10 +40,7 @@ impl Pool {
     /// The live process with the fewest requests in flight.
     pub fn pick(&self) -> Option<Arc<StdioProcess>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        live.iter()
-            .filter(|p| p.is_alive())
-            .min_by_key(|p| p.in_flight())
-            .cloned()
+        live.iter().filter(|p| p.is_alive()).min_by_key(|p| p.in_flight()).cloned()
     }
 
     /// The live process with this uid (the one a server request came from).
@@ -57,12 +54,7 @@ impl Pool {
     }
 
     pub fn live_count(&self) -> usize {
-        self.live
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|p| p.is_alive())
-            .count()
+        self.live.read().unwrap_or_else(|e| e.into_inner()).iter().filter(|p| p.is_alive()).count()
     }
 
     /// The server's `initialize` result, once a process has started.
@@ -71,10 +63,7 @@ impl Pool {
     }
 
     pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Keeps one pool slot filled until `stop` turns true.
@@ -85,18 +74,12 @@ impl Pool {
             match self.start_one().await {
                 Ok(process) => {
                     *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    self.live
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(Arc::clone(&process));
+                    self.live.write().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&process));
                     tokio::select! {
                         _ = process.exited() => {}
                         _ = crate::shutdown::requested(&mut stop) => process.shutdown(),
                     }
-                    self.live
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .retain(|p| p.uid != process.uid);
+                    self.live.write().unwrap_or_else(|e| e.into_inner()).retain(|p| p.uid != process.uid);
                     if started.elapsed() > STABLE_AFTER {
                         backoff = FIRST_BACKOFF;
                     }

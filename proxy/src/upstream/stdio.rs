@@ -42,10 +42,7 @@ static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("cannot start MCP server `{command}`: {source}")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
+    Spawn { command: String, source: std::io::Error },
     #[error("MCP server process exited: {0}")]
     Exited(String),
     #[error("MCP server did not answer within {0:?}")]
@@ -96,10 +93,7 @@ pub struct StdioProcess {
 impl StdioProcess {
     /// Starts `command args` with piped stdio. `outbox` receives server
     /// messages no request is waiting for (none for pooled processes).
-    pub fn spawn(
-        settings: &ServerSettings,
-        outbox: Option<Arc<Outbox>>,
-    ) -> Result<Arc<Self>, UpstreamError> {
+    pub fn spawn(settings: &ServerSettings, outbox: Option<Arc<Outbox>>) -> Result<Arc<Self>, UpstreamError> {
         let mut command = Command::new(&settings.command);
         command
             .args(&settings.args)
@@ -127,8 +121,7 @@ impl StdioProcess {
             source,
         };
         let mut child = command.spawn().map_err(spawn_error)?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             return Err(spawn_error(std::io::Error::other("stdio pipes missing")));
         };
@@ -141,10 +134,7 @@ impl StdioProcess {
             pid: child.id(),
             server: Arc::from(settings.name.as_str()),
             stdin: stdin_tx,
-            state: Mutex::new(State {
-                next_id: 1,
-                ..State::default()
-            }),
+            state: Mutex::new(State { next_id: 1, ..State::default() }),
             outbox,
             exit: exit_rx,
             stop: stop_tx,
@@ -200,20 +190,11 @@ impl StdioProcess {
             state.next_id += 1;
             state.pending.insert(
                 id,
-                Pending {
-                    client_id: client_id.to_owned(),
-                    events,
-                    progress_token: progress_token.clone(),
-                },
+                Pending { client_id: client_id.to_owned(), events, progress_token: progress_token.clone() },
             );
             id
         };
-        let call = Call {
-            process: Arc::clone(self),
-            id,
-            events: receiver,
-            done: false,
-        };
+        let call = Call { process: Arc::clone(self), id, events: receiver, done: false };
         let rewritten;
         let params = match (progress_token, params) {
             (Some(_), Some(p)) => {
@@ -223,19 +204,13 @@ impl StdioProcess {
             }
             (_, p) => p.map(RawValue::get),
         };
-        self.send(jsonrpc::request(&id.to_string(), method, params))
-            .await?;
+        self.send(jsonrpc::request(&id.to_string(), method, params)).await?;
         Ok(call)
     }
 
     /// Forwards a client notification.
-    pub async fn notify(
-        &self,
-        method: &str,
-        params: Option<&RawValue>,
-    ) -> Result<(), UpstreamError> {
-        self.send(jsonrpc::notification(method, params.map(RawValue::get)))
-            .await
+    pub async fn notify(&self, method: &str, params: Option<&RawValue>) -> Result<(), UpstreamError> {
+        self.send(jsonrpc::notification(method, params.map(RawValue::get))).await
     }
 
     /// Passes the client's answer to a server→client request back, with the
@@ -244,8 +219,7 @@ impl StdioProcess {
         let original = self.lock().server_requests.remove(&sequence);
         match original {
             Some(id) => {
-                self.send(jsonrpc::response(id.get(), answer.result, answer.error))
-                    .await?;
+                self.send(jsonrpc::response(id.get(), answer.result, answer.error)).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -257,20 +231,11 @@ impl StdioProcess {
     pub fn cancel_by_client_id(&self, client_id: &RawValue, reason: Option<&RawValue>) -> bool {
         let id = {
             let state = self.lock();
-            state
-                .pending
-                .iter()
-                .find(|(_, p)| p.client_id.get() == client_id.get())
-                .map(|(id, _)| *id)
+            state.pending.iter().find(|(_, p)| p.client_id.get() == client_id.get()).map(|(id, _)| *id)
         };
         match id {
             Some(id) => {
-                self.abandon(
-                    id,
-                    reason
-                        .map(RawValue::get)
-                        .unwrap_or("\"cancelled by the client\""),
-                );
+                self.abandon(id, reason.map(RawValue::get).unwrap_or("\"cancelled by the client\""));
                 true
             }
             None => false,
@@ -303,25 +268,17 @@ impl StdioProcess {
         })
         .await
         .map_err(|_| UpstreamError::Timeout(timeout))??;
-        let refused = |error: String| UpstreamError::Refused {
-            method: method.to_string(),
-            error,
-        };
+        let refused = |error: String| UpstreamError::Refused { method: method.to_string(), error };
         let message = Message::parse(&answer).map_err(|e| refused(e.to_string()))?;
         match (message.result, message.error) {
             (Some(result), None) => Ok(result.to_owned()),
-            (_, error) => Err(refused(
-                error.map(|e| e.get().to_string()).unwrap_or_default(),
-            )),
+            (_, error) => Err(refused(error.map(|e| e.get().to_string()).unwrap_or_default())),
         }
     }
 
     /// Runs the MCP handshake as mcpd's own client; returns the server's
     /// `initialize` result.
-    pub async fn initialize(
-        self: &Arc<Self>,
-        timeout: Duration,
-    ) -> Result<Box<RawValue>, UpstreamError> {
+    pub async fn initialize(self: &Arc<Self>, timeout: Duration) -> Result<Box<RawValue>, UpstreamError> {
         let params = serde_json::json!({
             "protocolVersion": crate::mcp::version::LATEST,
             "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
@@ -335,9 +292,7 @@ impl StdioProcess {
 
     async fn send(&self, line: Vec<u8>) -> Result<(), UpstreamError> {
         if self.stdin.send(line).await.is_err() {
-            let reason = self
-                .exit_reason()
-                .unwrap_or_else(|| "its input is closed".into());
+            let reason = self.exit_reason().unwrap_or_else(|| "its input is closed".into());
             return Err(UpstreamError::Exited(reason));
         }
         Ok(())
@@ -350,10 +305,7 @@ impl StdioProcess {
         if removed.is_some() && self.is_alive() {
             let params = format!(r#"{{"requestId":{id},"reason":{reason}}}"#);
             // Best effort: a full queue means the server is stuck anyway.
-            let _ = self.stdin.try_send(jsonrpc::notification(
-                "notifications/cancelled",
-                Some(&params),
-            ));
+            let _ = self.stdin.try_send(jsonrpc::notification("notifications/cancelled", Some(&params)));
             tracing::debug!(server = %self.server, uid = self.uid, id, "cancelled upstream request");
         }
     }
@@ -451,23 +403,18 @@ impl StdioProcess {
                     let mut state = self.lock();
                     state.next_server_request += 1;
                     let sequence = state.next_server_request;
-                    state
-                        .server_requests
-                        .insert(sequence, message.id.unwrap_or(jsonrpc::null()).to_owned());
+                    state.server_requests.insert(sequence, message.id.unwrap_or(jsonrpc::null()).to_owned());
                     sequence
                 };
                 let id = format!("\"mcpd-{}-{}\"", self.uid, sequence);
-                let bytes =
-                    jsonrpc::request(&id, message.method(), message.params.map(RawValue::get));
-                self.deliver(Kind::Request, Bytes::from(bytes)).await;
+                let bytes = jsonrpc::request(&id, message.method(), message.params.map(RawValue::get));
+                self.deliver(Bytes::from(bytes)).await;
             }
             Kind::Notification => {
-                if message.method() == "notifications/progress" && self.on_progress(&message).await
-                {
+                if message.method() == "notifications/progress" && self.on_progress(&message).await {
                     return;
                 }
-                self.deliver(Kind::Notification, Bytes::copy_from_slice(line))
-                    .await;
+                self.deliver(Bytes::copy_from_slice(line)).await;
             }
         }
     }
@@ -477,12 +424,8 @@ impl StdioProcess {
         let waiting = id.and_then(|id| self.lock().pending.remove(&id));
         match waiting {
             Some(waiting) => {
-                let bytes =
-                    jsonrpc::response(waiting.client_id.get(), message.result, message.error);
-                let event = Event::Response {
-                    bytes: Bytes::from(bytes),
-                    is_error: message.error.is_some(),
-                };
+                let bytes = jsonrpc::response(waiting.client_id.get(), message.result, message.error);
+                let event = Event::Response { bytes: Bytes::from(bytes), is_error: message.error.is_some() };
                 let _ = waiting.events.send(event).await;
             }
             None => {
@@ -509,10 +452,7 @@ impl StdioProcess {
         };
         let target = {
             let state = self.lock();
-            state
-                .pending
-                .get(&id)
-                .and_then(|p| Some((p.events.clone(), p.progress_token.clone()?)))
+            state.pending.get(&id).and_then(|p| Some((p.events.clone(), p.progress_token.clone()?)))
         };
         let Some((events, token)) = target else {
             return false;
@@ -525,20 +465,12 @@ impl StdioProcess {
         true
     }
 
-    /// Hands a server-initiated message to a listening client: notifications
-    /// prefer the GET stream, requests the newest request in flight.
-    async fn deliver(&self, kind: Kind, bytes: Bytes) {
-        let prefer_stream =
-            kind == Kind::Notification && self.outbox.as_ref().is_some_and(|o| o.has_stream());
-        let target = match prefer_stream {
-            true => None,
-            false => self
-                .lock()
-                .pending
-                .values()
-                .next_back()
-                .map(|p| p.events.clone()),
-        };
+    /// Hands a server-initiated message to a listening client: the newest
+    /// request in flight (a server that speaks mid-call almost always speaks
+    /// about that call, and its stream keeps the order), else the session's
+    /// GET stream or backlog.
+    async fn deliver(&self, bytes: Bytes) {
+        let target = self.lock().pending.values().next_back().map(|p| p.events.clone());
         let bytes = match target {
             Some(events) => match events.send(Event::Message(bytes)).await {
                 Ok(()) => return,
@@ -570,11 +502,7 @@ impl Call {
     pub async fn next(&mut self) -> Event {
         let event = match self.events.recv().await {
             Some(event) => event,
-            None => Event::Failed(
-                self.process
-                    .exit_reason()
-                    .unwrap_or_else(|| "the request was dropped".into()),
-            ),
+            None => Event::Failed(self.process.exit_reason().unwrap_or_else(|| "the request was dropped".into())),
         };
         if matches!(event, Event::Response { .. } | Event::Failed(_)) {
             self.done = true;
@@ -586,17 +514,12 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
-            self.process
-                .abandon(self.id, "\"the client went away or the request timed out\"");
+            self.process.abandon(self.id, "\"the client went away or the request timed out\"");
         }
     }
 }
 
-async fn write_stdin(
-    stdin: ChildStdin,
-    mut lines: mpsc::Receiver<Vec<u8>>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn write_stdin(stdin: ChildStdin, mut lines: mpsc::Receiver<Vec<u8>>, mut stop: watch::Receiver<bool>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, stdin);
     loop {
         tokio::select! {

@@ -27,21 +27,13 @@ async fn tools_resources_and_prompts_through_a_session() {
     let (client, _) = connect(&mcpd.url("/mcp")).await;
 
     let info = client.peer_info().expect("server info from initialize");
-    assert_eq!(
-        info.server_info.as_ref().map(|i| i.name.as_str()),
-        Some("mcpd-test-server")
-    );
+    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("mcpd-test-server"));
 
     let tools = client.list_all_tools().await.expect("tools/list");
     let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
-    assert!(
-        names.contains(&"echo".to_string()) && names.contains(&"sample".to_string()),
-        "{names:?}"
-    );
+    assert!(names.contains(&"echo".to_string()) && names.contains(&"sample".to_string()), "{names:?}");
 
-    let result = call(&client, "echo", json!({"text": "hello through mcpd"}))
-        .await
-        .expect("echo");
+    let result = call(&client, "echo", json!({"text": "hello through mcpd"})).await.expect("echo");
     assert_eq!(text_of(&result), "hello through mcpd");
 
     let resources = client.list_all_resources().await.expect("resources/list");
@@ -63,9 +55,7 @@ async fn pooled_server_serves_many_clients_with_rewritten_ids() {
     let calls = clients.iter().enumerate().flat_map(|(c, client)| {
         (0..10).map(move |i| async move {
             let text = format!("client {c} call {i}");
-            let result = call(client, "echo", json!({"text": text}))
-                .await
-                .expect("echo");
+            let result = call(client, "echo", json!({"text": text})).await.expect("echo");
             assert_eq!(text_of(&result), text);
         })
     });
@@ -77,21 +67,13 @@ async fn progress_and_log_notifications_reach_the_caller() {
     let mcpd = Mcpd::start(SESSIONS, &["/health"]).await;
     let (client, handler) = connect(&mcpd.url("/mcp")).await;
 
-    let result = call(&client, "progress", json!({"steps": 3, "interval_ms": 5}))
-        .await
-        .expect("progress");
+    let result = call(&client, "progress", json!({"steps": 3, "interval_ms": 5})).await.expect("progress");
     assert_eq!(text_of(&result), "done after 3 steps");
     let progress = handler.progress.lock().unwrap().clone();
     let steps: Vec<f64> = progress.iter().map(|p| p.progress).collect();
-    assert_eq!(
-        steps,
-        vec![1.0, 2.0, 3.0],
-        "progress notifications arrive, in order, before the answer"
-    );
+    assert_eq!(steps, vec![1.0, 2.0, 3.0], "progress notifications arrive, in order, before the answer");
 
-    call(&client, "log", json!({"message": "a log line"}))
-        .await
-        .expect("log");
+    call(&client, "log", json!({"message": "a log line"})).await.expect("log");
     let logs = handler.logs.lock().unwrap().clone();
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert_eq!(logs[0]["data"], "a log line");
@@ -105,15 +87,10 @@ async fn server_requests_reach_the_client_and_answers_get_back() {
             false => (Mcpd::start(config, &["/fx/health"]).await, "/fx/mcp"),
         };
         let (client, _) = connect(&mcpd.url(path)).await;
-        let sampled = call(&client, "sample", json!({"prompt": "a haiku"}))
-            .await
-            .expect("sample");
+        let sampled = call(&client, "sample", json!({"prompt": "a haiku"})).await.expect("sample");
         assert_eq!(text_of(&sampled), "client said: sampled a haiku");
         let elicited = call(&client, "elicit", json!({})).await.expect("elicit");
-        assert_eq!(
-            text_of(&elicited),
-            r#"action=accept content={"name":"Ada"}"#
-        );
+        assert_eq!(text_of(&elicited), r#"action=accept content={"name":"Ada"}"#);
         let roots = call(&client, "roots", json!({})).await.expect("roots");
         assert!(text_of(&roots).contains("file:///tmp/project"), "{roots}");
         let pinged = call(&client, "ping_client", json!({})).await.expect("ping");
@@ -135,25 +112,19 @@ async fn concurrent_sessions_each_get_their_own_process() {
     assert_ne!(pid_a, pid_b, "two sessions share one server process");
     // Closing a session (rmcp sends DELETE) stops its process.
     a.cancel().await.unwrap();
-    eventually(
-        "the deleted session's process exits",
-        Duration::from_secs(10),
-        || async { (!process_alive(pid_a as u32)).then_some(()) },
-    )
+    eventually("the deleted session's process exits", Duration::from_secs(10), || async {
+        (!process_alive(pid_a as u32)).then_some(())
+    })
     .await;
     assert!(process_alive(pid_b as u32));
-    call(&b, "echo", json!({"text": "still here"}))
-        .await
-        .expect("the other session is untouched");
+    call(&b, "echo", json!({"text": "still here"})).await.expect("the other session is untouched");
 }
 
 #[tokio::test]
 async fn large_results_pass_through_whole() {
     let mcpd = Mcpd::start(SESSIONS, &["/health"]).await;
     let (client, _) = connect(&mcpd.url("/mcp")).await;
-    let result = call(&client, "large", json!({"bytes": 5_000_000}))
-        .await
-        .expect("a 5 MB result");
+    let result = call(&client, "large", json!({"bytes": 5_000_000})).await.expect("a 5 MB result");
     let text = text_of(&result);
     assert_eq!(text.len(), 5_000_000);
     assert!(text.bytes().all(|b| b == b'x'));
@@ -164,15 +135,9 @@ async fn server_stderr_goes_to_the_log() {
     let mcpd = Mcpd::start(SESSIONS, &["/health"]).await;
     let (client, _) = connect(&mcpd.url("/mcp")).await;
     call(&client, "echo", json!({"text": "x"})).await.unwrap();
-    eventually(
-        "the server's stderr line is logged",
-        Duration::from_secs(10),
-        || async {
-            let log = mcpd.log_text();
-            log.lines()
-                .any(|l| l.contains("mcpd::server_stderr") && l.contains("mcpd-test-server: ready"))
-                .then_some(())
-        },
-    )
+    eventually("the server's stderr line is logged", Duration::from_secs(10), || async {
+        let log = mcpd.log_text();
+        log.lines().any(|l| l.contains("mcpd::server_stderr") && l.contains("mcpd-test-server: ready")).then_some(())
+    })
     .await;
 }

@@ -19,10 +19,7 @@ pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/debug/deps/e2e-xxxx → target/debug
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
 }
 
 pub fn mcpd_bin() -> PathBuf {
@@ -40,11 +37,26 @@ pub fn fixture_server() -> PathBuf {
     path
 }
 
+/// Where `./dev plugins` puts the WebAssembly plugins.
+pub fn plugin_dir() -> PathBuf {
+    let dir = bin_dir().parent().expect("target dir").join("wasm32-wasip2/release");
+    assert!(
+        dir.join("mcpd_noop_plugin.wasm").exists(),
+        "no plugins in {}: build them with ./dev plugins",
+        dir.display()
+    );
+    dir
+}
+
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn plugin_dir_if_used(config: &str) -> String {
+    match config.contains("{plugins}") {
+        true => plugin_dir().display().to_string(),
+        false => String::new(),
+    }
 }
 
 /// A running mcpd. Killed on drop.
@@ -64,7 +76,8 @@ impl Mcpd {
         let port = free_port();
         let config = config
             .replace("{server}", &fixture_server().display().to_string())
-            .replace("{port}", &port.to_string());
+            .replace("{port}", &port.to_string())
+            .replace("{plugins}", &plugin_dir_if_used(config));
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("mcpd.toml");
         std::fs::write(&path, config).expect("write config");
@@ -88,12 +101,7 @@ impl Mcpd {
                 sink.lock().unwrap().push(line);
             }
         });
-        let mcpd = Mcpd {
-            child,
-            port,
-            _dir: dir,
-            log,
-        };
+        let mcpd = Mcpd { child, port, _dir: dir, log };
         for path in ready {
             mcpd.wait_healthy(path).await;
         }
@@ -115,11 +123,7 @@ impl Mcpd {
                     return;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "{path} never became healthy; log:\n{}",
-                self.log_text()
-            );
+            assert!(Instant::now() < deadline, "{path} never became healthy; log:\n{}", self.log_text());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -146,14 +150,8 @@ pub fn check_config(text: &str) -> (bool, String, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.keep().join("mcpd.toml");
     std::fs::write(&path, text).expect("write config");
-    let out = Command::new(mcpd_bin())
-        .arg("check")
-        .arg("-c")
-        .arg(&path)
-        .output()
-        .expect("run mcpd check");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new(mcpd_bin()).arg("check").arg("-c").arg(&path).output().expect("run mcpd check");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text, path)
 }
 
@@ -167,10 +165,9 @@ pub struct TestClient {
 
 impl ClientHandler for TestClient {
     fn get_info(&self) -> ClientInfo {
-        let capabilities: ClientCapabilities = serde_json::from_value(
-            json!({"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}}),
-        )
-        .expect("capabilities JSON");
+        let capabilities: ClientCapabilities =
+            serde_json::from_value(json!({"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}}))
+                .expect("capabilities JSON");
         InitializeRequestParams::new(capabilities, Implementation::new("mcpd-e2e", "0.1"))
     }
 
@@ -180,15 +177,8 @@ impl ClientHandler for TestClient {
         _: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
         let asked = serde_json::to_value(&params.messages).unwrap_or_default();
-        let prompt = asked
-            .pointer("/0/content/text")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string();
-        Ok(CreateMessageResult::new(
-            SamplingMessage::assistant_text(format!("sampled {prompt}")),
-            "test-model".into(),
-        ))
+        let prompt = asked.pointer("/0/content/text").and_then(Value::as_str).unwrap_or("?").to_string();
+        Ok(CreateMessageResult::new(SamplingMessage::assistant_text(format!("sampled {prompt}")), "test-model".into()))
     }
 
     async fn create_elicitation(
@@ -199,31 +189,17 @@ impl ClientHandler for TestClient {
         Ok(ElicitResult::new(ElicitationAction::Accept).with_content(json!({"name": "Ada"})))
     }
 
-    async fn list_roots(
-        &self,
-        _: RequestContext<RoleClient>,
-    ) -> Result<ListRootsResult, ErrorData> {
+    async fn list_roots(&self, _: RequestContext<RoleClient>) -> Result<ListRootsResult, ErrorData> {
         Ok(ListRootsResult::new(vec![Root::new("file:///tmp/project")]))
     }
 
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
+    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
         self.progress.lock().unwrap().push(params);
         self.changed.notify_waiters();
     }
 
-    async fn on_logging_message(
-        &self,
-        params: LoggingMessageNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        self.logs
-            .lock()
-            .unwrap()
-            .push(serde_json::to_value(params).unwrap_or_default());
+    async fn on_logging_message(&self, params: LoggingMessageNotificationParam, _: NotificationContext<RoleClient>) {
+        self.logs.lock().unwrap().push(serde_json::to_value(params).unwrap_or_default());
         self.changed.notify_waiters();
     }
 }
@@ -233,34 +209,19 @@ pub type Client = RunningService<RoleClient, TestClient>;
 pub async fn connect(url: &str) -> (Client, TestClient) {
     let handler = TestClient::default();
     let transport = StreamableHttpClientTransport::from_uri(url.to_string());
-    let client = handler
-        .clone()
-        .serve(transport)
-        .await
-        .expect("MCP client connects through mcpd");
+    let client = handler.clone().serve(transport).await.expect("MCP client connects through mcpd");
     (client, handler)
 }
 
 /// Calls a tool and returns the result as JSON.
-pub async fn call(
-    client: &Client,
-    tool: &str,
-    arguments: Value,
-) -> Result<Value, rmcp::ServiceError> {
+pub async fn call(client: &Client, tool: &str, arguments: Value) -> Result<Value, rmcp::ServiceError> {
     let arguments = arguments.as_object().cloned().unwrap_or_default();
     let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
-    client
-        .call_tool(params)
-        .await
-        .map(|r| serde_json::to_value(r).unwrap_or_default())
+    client.call_tool(params).await.map(|r| serde_json::to_value(r).unwrap_or_default())
 }
 
 pub fn text_of(result: &Value) -> String {
-    result
-        .pointer("/content/0/text")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    result.pointer("/content/0/text").and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 /// A raw HTTP view of the endpoint, for the checks a polite SDK never triggers.
@@ -271,17 +232,10 @@ pub struct Raw {
 
 impl Raw {
     pub fn new(url: String) -> Raw {
-        Raw {
-            http: reqwest::Client::new(),
-            url,
-        }
+        Raw { http: reqwest::Client::new(), url }
     }
 
-    pub fn post(
-        &self,
-        session: Option<&str>,
-        body: impl Into<reqwest::Body>,
-    ) -> reqwest::RequestBuilder {
+    pub fn post(&self, session: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
         let mut request = self
             .http
             .post(&self.url)
@@ -296,11 +250,7 @@ impl Raw {
 
     /// Initializes a session and returns its id.
     pub async fn initialize(&self) -> String {
-        let response = self
-            .post(None, INIT.to_string())
-            .send()
-            .await
-            .expect("initialize");
+        let response = self.post(None, INIT.to_string()).send().await.expect("initialize");
         assert_eq!(response.status(), 200);
         let id = response
             .headers()
@@ -311,22 +261,14 @@ impl Raw {
             .to_string();
         let _ = response.bytes().await;
         let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-        let response = self
-            .post(Some(&id), initialized)
-            .send()
-            .await
-            .expect("initialized");
+        let response = self.post(Some(&id), initialized).send().await.expect("initialized");
         assert_eq!(response.status(), 202);
         id
     }
 
     /// Sends one request and returns (status, JSON body or SSE events' JSON).
     pub async fn rpc(&self, session: Option<&str>, body: Value) -> (u16, Vec<Value>) {
-        let response = self
-            .post(session, body.to_string())
-            .send()
-            .await
-            .expect("POST");
+        let response = self.post(session, body.to_string()).send().await.expect("POST");
         let status = response.status().as_u16();
         let sse = response
             .headers()
@@ -377,10 +319,6 @@ where
 pub fn process_alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; check its state.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.split_whitespace()
-                .nth(2)
-                .is_some_and(|state| state == "Z")
-        })
+        .map(|s| !s.split_whitespace().nth(2).is_some_and(|state| state == "Z"))
         .unwrap_or(false)
 }

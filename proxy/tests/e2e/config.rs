@@ -6,14 +6,8 @@ fn expect_error(text: &str, line_col_key: &str, message: &str) {
     let (ok, output, path) = check_config(text);
     assert!(!ok, "mcpd check accepted:\n{text}");
     let expected = format!("{}:{line_col_key}", path.display());
-    assert!(
-        output.contains(&expected),
-        "expected {expected:?} in:\n{output}"
-    );
-    assert!(
-        output.contains(message),
-        "expected {message:?} in:\n{output}"
-    );
+    assert!(output.contains(&expected), "expected {expected:?} in:\n{output}");
+    assert!(output.contains(message), "expected {message:?} in:\n{output}");
 }
 
 #[test]
@@ -46,21 +40,9 @@ storage = "memory"
 #[test]
 fn unknown_keys_wrong_types_and_bad_values_name_file_line_and_key() {
     let base = "[server.a]\ncommand = \"x\"\n";
-    expect_error(
-        &format!("{base}comand = \"y\"\n"),
-        "3:1: server.a.comand",
-        "unknown field `comand`",
-    );
-    expect_error(
-        &format!("{base}port = \"eighty\"\n"),
-        "3:8: server.a.port",
-        "invalid type",
-    );
-    expect_error(
-        &format!("{base}port = 70000\n"),
-        "3:8: server.a.port",
-        "not a TCP port",
-    );
+    expect_error(&format!("{base}comand = \"y\"\n"), "3:1: server.a.comand", "unknown field `comand`");
+    expect_error(&format!("{base}port = \"eighty\"\n"), "3:8: server.a.port", "invalid type");
+    expect_error(&format!("{base}port = 70000\n"), "3:8: server.a.port", "not a TCP port");
     expect_error(
         &format!("{base}[server.a.http]\nrequest_timeout = \"soon\"\n"),
         "4:19: server.a.http.request_timeout",
@@ -76,11 +58,7 @@ fn unknown_keys_wrong_types_and_bad_values_name_file_line_and_key() {
         "4:18: server.a.session.max_per_client",
         "at least 1",
     );
-    expect_error(
-        "[server.a]\nargs = []\n",
-        "1:1: server.a",
-        "missing `command`",
-    );
+    expect_error("[server.a]\nargs = []\n", "1:1: server.a", "missing `command`");
     expect_error(
         "[server.a]\ncommand = \"x\"\nport = 9000\n[server.b]\ncommand = \"y\"\nport = 9000\n",
         "6:8: server.b.port",
@@ -107,35 +85,22 @@ fn parts_not_built_yet_are_refused_not_ignored() {
         "3:13: server.a.transport",
         "not supported yet",
     );
-    expect_error(
-        "[server.a]\nurl = \"http://127.0.0.1:9000/mcp\"\n",
-        "2:7: server.a.url",
-        "not supported yet",
-    );
+    expect_error("[server.a]\nurl = \"http://127.0.0.1:9000/mcp\"\n", "2:7: server.a.url", "not supported yet");
 }
 
 #[test]
 fn run_refuses_a_bad_config_with_the_same_message() {
     let (_, _, path) = check_config("[server.a]\ncommand = \"x\"\nbogus = 1\n");
-    let out = std::process::Command::new(mcpd_bin())
-        .args(["run", "--log-format", "text", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(mcpd_bin()).args(["run", "--log-format", "text", "-c"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("{}:3:1: server.a.bogus", path.display())),
-        "{stderr}"
-    );
+    assert!(stderr.contains(&format!("{}:3:1: server.a.bogus", path.display())), "{stderr}");
 }
 
 #[test]
 fn a_missing_file_is_named() {
-    let out = std::process::Command::new(mcpd_bin())
-        .args(["check", "-c", "/nonexistent/mcpd.toml"])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(mcpd_bin()).args(["check", "-c", "/nonexistent/mcpd.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/mcpd.toml: cannot read"));
 }

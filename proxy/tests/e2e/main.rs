@@ -9,4 +9,5 @@ mod client;
 mod config;
 mod failures;
 mod limits;
+mod plugins;
 mod protocol;

@@ -1,0 +1,159 @@
+//! The front's use of the plugin chain: building what hooks see from the
+//! HTTP request and MCP messages, and turning decisions back into bytes.
+//!
+//! Nothing here runs when a route has no plugin for a hook: callers check
+//! [`Chain::wants`] first, so a plugin-free route pays nothing.
+
+use crate::mcp::jsonrpc::{self, Kind, Message};
+use crate::plugin::bindings::{Direction, Header, HttpRequest, McpMessage, MessageKind};
+use crate::plugin::chain::{Chain, Verdict};
+use crate::plugin::loaded::Hook;
+use crate::route::Route;
+use bytes::Bytes;
+use pingora::protocols::http::ServerSession;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// Who is calling, as the hooks saw it; carried through one HTTP request.
+#[derive(Default, Clone)]
+pub struct Caller {
+    pub principal: Option<String>,
+    pub client: String,
+    pub headers: Vec<Header>,
+}
+
+impl Caller {
+    pub fn of(http: &ServerSession, client: String, with_headers: bool) -> Caller {
+        let headers = match with_headers {
+            true => http
+                .req_header()
+                .headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some(Header { name: name.as_str().to_string(), value: value.to_str().ok()?.to_string() })
+                })
+                .collect(),
+            false => Vec::new(),
+        };
+        Caller { principal: None, client, headers }
+    }
+}
+
+/// Runs the HTTP-request hook; `Some(rejection)` stops the request.
+pub async fn http_request(route: &Route, http: &ServerSession, caller: &mut Caller) -> Option<Verdict> {
+    let mut request = HttpRequest {
+        method: http.req_header().method.as_str().to_string(),
+        path: http.req_header().uri.path().to_string(),
+        headers: std::mem::take(&mut caller.headers),
+        client_address: caller.client.clone(),
+        route: route.name.to_string(),
+    };
+    let verdict = route.plugins.on_http_request(&mut request, &mut caller.principal).await;
+    caller.headers = request.headers;
+    match verdict {
+        Verdict::Proceed => None,
+        Verdict::Respond(_) => {
+            tracing::warn!(server = %route.name, "a plugin answered an HTTP request hook directly; ignored");
+            None
+        }
+        reject => Some(reject),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Named<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<Cow<'a, str>>,
+}
+
+/// The tool or prompt name, or resource URI, a request is about.
+fn subject(message: &Message) -> Option<String> {
+    let field = match message.method() {
+        "tools/call" | "prompts/get" => true,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => false,
+        _ => return None,
+    };
+    let named: Named = serde_json::from_str(message.params?.get()).ok()?;
+    match field {
+        true => named.name.map(Cow::into_owned),
+        false => named.uri.map(Cow::into_owned),
+    }
+}
+
+pub fn view(
+    route: &Route,
+    caller: &Caller,
+    session: Option<&str>,
+    direction: Direction,
+    message: &Message,
+) -> McpMessage {
+    let kind = match message.kind() {
+        Kind::Request => MessageKind::Request,
+        Kind::Notification => MessageKind::Notification,
+        Kind::Response => MessageKind::Response,
+    };
+    McpMessage {
+        direction,
+        kind,
+        method: message.method.as_ref().map(|m| m.to_string()),
+        id: message.id.map(|i| i.get().to_string()),
+        name: subject(message),
+        params: message.params.or(message.result).map(|p| p.get().to_string()),
+        error: message.error.map(|e| e.get().to_string()),
+        session: session.map(str::to_owned),
+        principal: caller.principal.clone(),
+        client_address: caller.client.clone(),
+        headers: caller.headers.clone(),
+        route: route.name.to_string(),
+    }
+}
+
+/// What became of a message after the hooks.
+pub enum Filtered {
+    /// Pass these bytes on (unchanged or rewritten).
+    Pass(Bytes),
+    /// Stop; answer with this verdict.
+    Stop(Verdict),
+}
+
+/// Runs `hook` over the message in `bytes`; rewrites it when a plugin
+/// changed its params (or result).
+pub async fn message(
+    chain: &Chain,
+    hook: Hook,
+    route: &Route,
+    caller: &Caller,
+    session: Option<&str>,
+    bytes: Bytes,
+) -> Filtered {
+    let Ok(message) = Message::parse(&bytes) else {
+        return Filtered::Pass(bytes);
+    };
+    let direction = match hook {
+        Hook::Response => Direction::ServerToClient,
+        _ => Direction::ClientToServer,
+    };
+    let mut seen = view(route, caller, session, direction, &message);
+    let original = seen.params.clone();
+    match chain.on_message(hook, &mut seen).await {
+        Verdict::Proceed if seen.params == original => Filtered::Pass(bytes.clone()),
+        Verdict::Proceed => match seen.params.as_deref().map(|p| RawValue::from_string(p.to_string())) {
+            Some(Ok(params)) => Filtered::Pass(Bytes::from(rebuild(&message, &params))),
+            _ => {
+                tracing::warn!(server = %route.name, "a plugin returned params that are not JSON; message left unchanged");
+                Filtered::Pass(bytes.clone())
+            }
+        },
+        stop => Filtered::Stop(stop),
+    }
+}
+
+fn rebuild(message: &Message, params: &RawValue) -> Vec<u8> {
+    match message.kind() {
+        Kind::Request => jsonrpc::request(message.id_text(), message.method(), Some(params.get())),
+        Kind::Notification => jsonrpc::notification(message.method(), Some(params.get())),
+        Kind::Response => jsonrpc::response(message.id_text(), Some(params), None),
+    }
+}

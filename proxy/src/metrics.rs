@@ -1,0 +1,121 @@
+//! Prometheus metrics: one registry for the process, the gateway's own
+//! metric families, and metrics plugins register under their own names.
+//!
+//! Served as text at `GET /metrics` on the gateway's listeners.
+
+use dashmap::DashMap;
+use prometheus::{CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::sync::LazyLock;
+
+pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(collector: C) -> C {
+    if let Err(e) = REGISTRY.register(Box::new(collector.clone())) {
+        tracing::warn!("metric registration failed: {e}");
+    }
+    collector
+}
+
+/// Plugin hook calls by plugin, hook and outcome (proceed, modify, reject,
+/// respond, error).
+pub static PLUGIN_CALLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("mcpd_plugin_calls_total", "Plugin hook calls by outcome"),
+            &["plugin", "hook", "outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Plugin failures by plugin and kind (trap, timeout, memory, output, instantiate).
+pub static PLUGIN_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("mcpd_plugin_failures_total", "Plugin calls that failed, by kind"),
+            &["plugin", "kind"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Wall time of plugin hook calls.
+pub static PLUGIN_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("mcpd_plugin_call_seconds", "Plugin hook call duration")
+                .buckets(vec![1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, 1e-2, 0.1]),
+            &["plugin", "hook"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Plugin (re)loads by plugin and result (ok, failed).
+pub static PLUGIN_LOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(Opts::new("mcpd_plugin_loads_total", "Plugin loads and hot reloads"), &["plugin", "result"])
+            .expect("valid metric"),
+    )
+});
+
+static PLUGIN_COUNTERS: LazyLock<DashMap<String, CounterVec>> = LazyLock::new(DashMap::new);
+static PLUGIN_HISTOGRAMS: LazyLock<DashMap<String, HistogramVec>> = LazyLock::new(DashMap::new);
+
+fn metric_name(plugin: &str, name: &str) -> Option<String> {
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect::<String>()
+    };
+    let ok = !name.is_empty() && name.len() <= 64;
+    ok.then(|| format!("mcpd_plugin_{}_{}", clean(plugin), clean(name)))
+}
+
+/// A plugin's own counter; label keys are fixed by the first use of a name.
+pub fn plugin_counter(plugin: &str, name: &str, labels: &[(String, String)], value: u64) {
+    let Some(full) = metric_name(plugin, name) else { return };
+    if labels.len() > 8 {
+        return;
+    }
+    let counter = PLUGIN_COUNTERS
+        .entry(full.clone())
+        .or_insert_with(|| {
+            let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+            register(CounterVec::new(Opts::new(full.clone(), format!("Plugin metric {name}")), &keys).unwrap_or_else(
+                |_| CounterVec::new(Opts::new(full.clone(), "invalid labels"), &[]).expect("valid metric"),
+            ))
+        })
+        .clone();
+    let values: Vec<&str> = labels.iter().map(|(_, v)| v.as_str()).collect();
+    if let Ok(c) = counter.get_metric_with_label_values(&values) {
+        c.inc_by(value as f64);
+    }
+}
+
+/// A plugin's own histogram; label keys are fixed by the first use of a name.
+pub fn plugin_histogram(plugin: &str, name: &str, labels: &[(String, String)], value: f64) {
+    let Some(full) = metric_name(plugin, name) else { return };
+    if labels.len() > 8 {
+        return;
+    }
+    let histogram = PLUGIN_HISTOGRAMS
+        .entry(full.clone())
+        .or_insert_with(|| {
+            let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+            let opts = HistogramOpts::new(full.clone(), format!("Plugin metric {name}"));
+            register(HistogramVec::new(opts, &keys).unwrap_or_else(|_| {
+                HistogramVec::new(HistogramOpts::new(full.clone(), "invalid labels"), &[]).expect("valid metric")
+            }))
+        })
+        .clone();
+    let values: Vec<&str> = labels.iter().map(|(_, v)| v.as_str()).collect();
+    if let Ok(h) = histogram.get_metric_with_label_values(&values) {
+        h.observe(value);
+    }
+}
+
+/// The registry in Prometheus text format.
+pub fn render() -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = TextEncoder::new().encode(&REGISTRY.gather(), &mut out);
+    out
+}

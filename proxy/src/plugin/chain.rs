@@ -1,0 +1,265 @@
+//! A route's plugin chain: the plugins `[[server.NAME.plugins]]` lists, in
+//! order, each hot-swappable, and what their decisions add up to.
+//!
+//! A plugin's changes (params, principal, headers) are applied before the
+//! next plugin runs; the first `reject` or `respond` ends the chain. A failed
+//! call (trap, CPU timeout, memory, oversized output) is handled by that
+//! entry's `on_error`: "closed" rejects the request with 503, "open" carries
+//! on as if the plugin had said `proceed`.
+
+use super::bindings::{Decision, Header, HookSet, HttpRequest, McpMessage, PluginContext, Rejection, RpcError};
+use super::kv::KvStore;
+use super::loaded::{Hook, Limits, LoadedPlugin};
+use super::{PluginError, engine};
+use crate::config::{OnError, PluginSettings};
+use crate::metrics;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+/// One configured plugin whose loaded form can be replaced while running.
+pub struct PluginSlot {
+    current: RwLock<Arc<LoadedPlugin>>,
+    pub settings: PluginSettings,
+    context: Arc<PluginContext>,
+    cache_dir: Option<PathBuf>,
+    /// Modification time and length of the file last loaded (or tried).
+    seen: Mutex<Option<(SystemTime, u64)>>,
+}
+
+fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn limits(settings: &PluginSettings) -> Limits {
+    Limits {
+        cpu: settings.timeout,
+        start: settings.start_timeout,
+        memory: settings.max_memory,
+        output: settings.max_output,
+        warm: settings.instances,
+    }
+}
+
+impl PluginSlot {
+    pub async fn load(
+        settings: PluginSettings,
+        kv: Arc<KvStore>,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Arc<PluginSlot>, PluginError> {
+        let label = settings.path.display().to_string();
+        let context = Arc::new(PluginContext {
+            name: RwLock::new(label.clone()),
+            config_json: settings.config_json.clone(),
+            kv,
+            started: Instant::now(),
+        });
+        let stamp = file_stamp(&settings.path);
+        let loaded = load_file(&settings, &context, cache_dir.clone()).await;
+        metrics::PLUGIN_LOADS.with_label_values(&[label.as_str(), if loaded.is_ok() { "ok" } else { "failed" }]).inc();
+        let loaded = loaded?;
+        tracing::info!(plugin = %loaded.name, version = %loaded.version, path = %label, "plugin loaded");
+        Ok(Arc::new(PluginSlot { current: RwLock::new(loaded), settings, context, cache_dir, seen: Mutex::new(stamp) }))
+    }
+
+    pub fn current(&self) -> Arc<LoadedPlugin> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reloads the plugin if its file changed since the last attempt. Calls
+    /// in flight finish on the old version; a plugin that fails to load
+    /// leaves the old one in place. `None` when the file did not change.
+    pub async fn reload_if_changed(&self) -> Option<Result<(), PluginError>> {
+        let stamp = file_stamp(&self.settings.path);
+        {
+            let mut seen = self.seen.lock().ok()?;
+            if stamp.is_none() || *seen == stamp {
+                return None;
+            }
+            *seen = stamp;
+        }
+        Some(self.reload().await)
+    }
+
+    /// Loads the file again and swaps it in, or keeps the old plugin.
+    pub async fn reload(&self) -> Result<(), PluginError> {
+        let old = self.current();
+        match load_file(&self.settings, &self.context, self.cache_dir.clone()).await {
+            Ok(new) => {
+                tracing::info!(plugin = %new.name, version = %new.version, previous = %old.version, "plugin reloaded");
+                metrics::PLUGIN_LOADS.with_label_values(&[new.name.as_str(), "ok"]).inc();
+                if let Ok(mut current) = self.current.write() {
+                    *current = new;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(plugin = %old.name, "plugin reload failed, keeping the running version: {error}");
+                metrics::PLUGIN_LOADS.with_label_values(&[old.name.as_str(), "failed"]).inc();
+                if let Ok(mut name) = self.context.name.write() {
+                    *name = old.name.clone();
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+async fn load_file(
+    settings: &PluginSettings,
+    context: &Arc<PluginContext>,
+    cache_dir: Option<PathBuf>,
+) -> Result<Arc<LoadedPlugin>, PluginError> {
+    let path = settings.path.clone();
+    // Compiling is CPU work for up to a second: keep it off async workers.
+    let component = tokio::task::spawn_blocking(move || engine::compile(&path, cache_dir.as_deref()))
+        .await
+        .map_err(|e| PluginError::Engine(format!("compile task failed: {e}")))??;
+    let label = settings.path.display().to_string();
+    LoadedPlugin::load(&component, Arc::clone(context), limits(settings), &label).await
+}
+
+/// The outcome of running a chain.
+#[derive(Debug)]
+pub enum Verdict {
+    Proceed,
+    Reject(Rejection),
+    Respond(String),
+}
+
+/// A route's plugins, in order.
+#[derive(Default, Clone)]
+pub struct Chain {
+    entries: Vec<Arc<PluginSlot>>,
+}
+
+impl Chain {
+    pub fn new(entries: Vec<Arc<PluginSlot>>) -> Chain {
+        Chain { entries }
+    }
+
+    pub fn slots(&self) -> &[Arc<PluginSlot>] {
+        &self.entries
+    }
+
+    /// True when any plugin subscribed to `hook` (so the caller can skip
+    /// building the hook's input).
+    pub fn wants(&self, hook: Hook) -> bool {
+        self.entries.iter().any(|slot| slot.current().hooks.contains(hook.flag()))
+    }
+
+    /// Runs the HTTP-request hook; `principal` and `headers` collect changes.
+    pub async fn on_http_request(&self, request: &mut HttpRequest, principal: &mut Option<String>) -> Verdict {
+        for slot in &self.entries {
+            let plugin = slot.current();
+            if !plugin.hooks.contains(HookSet::HTTP_REQUEST) {
+                continue;
+            }
+            let result = timed(&plugin, Hook::HttpRequest, plugin.call(Hook::HttpRequest, Some(request), None)).await;
+            match settle(slot, &plugin, result) {
+                Step::Next(None) => {}
+                Step::Next(Some(changes)) => {
+                    if changes.principal.is_some() {
+                        *principal = changes.principal;
+                    }
+                    merge_headers(&mut request.headers, changes.headers);
+                }
+                Step::Stop(verdict) => return verdict,
+            }
+        }
+        Verdict::Proceed
+    }
+
+    /// Runs the request or response hook over `message`, applying changes to it.
+    pub async fn on_message(&self, hook: Hook, message: &mut McpMessage) -> Verdict {
+        for slot in &self.entries {
+            let plugin = slot.current();
+            if !plugin.hooks.contains(hook.flag()) {
+                continue;
+            }
+            let result = timed(&plugin, hook, plugin.call(hook, None, Some(message))).await;
+            match settle(slot, &plugin, result) {
+                Step::Next(None) => {}
+                Step::Next(Some(changes)) => {
+                    if changes.params.is_some() {
+                        message.params = changes.params;
+                    }
+                    if changes.principal.is_some() {
+                        message.principal = changes.principal;
+                    }
+                    merge_headers(&mut message.headers, changes.headers);
+                }
+                Step::Stop(verdict) => return verdict,
+            }
+        }
+        Verdict::Proceed
+    }
+}
+
+async fn timed(
+    plugin: &LoadedPlugin,
+    hook: Hook,
+    call: impl std::future::Future<Output = Result<Decision, PluginError>>,
+) -> Result<Decision, PluginError> {
+    let started = Instant::now();
+    let result = call.await;
+    metrics::PLUGIN_SECONDS
+        .with_label_values(&[plugin.name.as_str(), hook.label()])
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = match &result {
+        Ok(Decision::Proceed) => "proceed",
+        Ok(Decision::Modify(_)) => "modify",
+        Ok(Decision::Reject(_)) => "reject",
+        Ok(Decision::Respond(_)) => "respond",
+        Err(_) => "error",
+    };
+    metrics::PLUGIN_CALLS.with_label_values(&[plugin.name.as_str(), hook.label(), outcome]).inc();
+    result
+}
+
+enum Step {
+    Next(Option<super::bindings::Changes>),
+    Stop(Verdict),
+}
+
+fn settle(slot: &PluginSlot, plugin: &LoadedPlugin, result: Result<Decision, PluginError>) -> Step {
+    match result {
+        Ok(Decision::Proceed) => Step::Next(None),
+        Ok(Decision::Modify(changes)) => Step::Next(Some(changes)),
+        Ok(Decision::Reject(rejection)) => Step::Stop(Verdict::Reject(rejection)),
+        Ok(Decision::Respond(result)) => Step::Stop(Verdict::Respond(result)),
+        Err(error) => {
+            metrics::PLUGIN_FAILURES.with_label_values(&[plugin.name.as_str(), error.kind()]).inc();
+            match slot.settings.on_error {
+                OnError::Open => {
+                    tracing::warn!(plugin = %plugin.name, "plugin failed, continuing (on_error = \"open\"): {error}");
+                    Step::Next(None)
+                }
+                OnError::Closed => {
+                    tracing::warn!(plugin = %plugin.name, "plugin failed, refusing the request (on_error = \"closed\"): {error}");
+                    Step::Stop(Verdict::Reject(Rejection {
+                        status: 503,
+                        error: RpcError {
+                            code: crate::mcp::errors::INTERNAL_ERROR as i32,
+                            message: format!("request refused: {error}"),
+                            data: None,
+                        },
+                        headers: vec![Header { name: "retry-after".into(), value: "1".into() }],
+                    }))
+                }
+            }
+        }
+    }
+}
+
+fn merge_headers(headers: &mut Vec<Header>, changes: Vec<Header>) {
+    for change in changes {
+        let name = change.name.to_ascii_lowercase();
+        headers.retain(|h| h.name != name);
+        headers.push(Header { name, value: change.value });
+    }
+}

@@ -1,0 +1,188 @@
+//! WebAssembly plugins on the request path: a real plugin built with the
+//! SDK, hostile plugins that must not hurt mcpd, and hot reload.
+
+use crate::common::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// One pooled route per plugin behaviour, all on the shared listener.
+fn hostile_config() -> String {
+    let route = |name: &str, mode: &str, extra: &str| {
+        format!(
+            r#"
+[server.{name}]
+command = "{{server}}"
+[server.{name}.session]
+enabled = false
+[server.{name}.pool]
+size = 1
+[[server.{name}.plugins]]
+path = "{{plugins}}/mcpd_hostile_plugin.wasm"
+config = {{ mode = "{mode}" }}
+{extra}
+"#
+        )
+    };
+    let mut config = "[gateway]\nlisten = \"127.0.0.1:{port}\"\n".to_string();
+    config += &route("ok", "ok", "");
+    config += &route("loop", "loop", "timeout = \"20ms\"");
+    config += &route("loopopen", "loop", "timeout = \"20ms\"\non_error = \"open\"");
+    config += &route("memory", "memory", "max_memory = \"32MB\"\ntimeout = \"5s\"");
+    config += &route("trap", "trap", "");
+    config += &route("huge", "huge", "max_memory = \"256MB\"\nmax_output = \"1MB\"\ntimeout = \"5s\"");
+    config += "\n[server.plain]\ncommand = \"{server}\"\n[server.plain.session]\nenabled = false\n";
+    config
+}
+
+async fn echo(raw: &Raw, text: &str) -> (u16, serde_json::Value) {
+    let (status, body) = raw.rpc(None, tool_call(1, "echo", json!({"text": text}))).await;
+    (status, body.into_iter().next().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn hostile_plugins_fail_their_calls_not_mcpd() {
+    let routes = ["ok", "loop", "loopopen", "memory", "trap", "huge", "plain"];
+    let health: Vec<String> = routes.iter().map(|r| format!("/{r}/health")).collect();
+    let health: Vec<&str> = health.iter().map(String::as_str).collect();
+    let mcpd = Mcpd::start(&hostile_config(), &health).await;
+    let raw = |route: &str| Raw::new(mcpd.url(&format!("/{route}/mcp")));
+
+    let (status, body) = echo(&raw("ok"), "fine").await;
+    assert_eq!((status, body["result"]["content"][0]["text"].as_str()), (200, Some("fine")));
+
+    let (status, body) = echo(&raw("loop"), "x").await;
+    assert_eq!(status, 503, "an endless plugin fails closed: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("CPU time limit"), "{body}");
+
+    let (status, body) = echo(&raw("loopopen"), "open").await;
+    assert_eq!(status, 200, "on_error = open carries on: {body}");
+    assert_eq!(body["result"]["content"][0]["text"], "open");
+
+    let (status, body) = echo(&raw("memory"), "x").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("memory limit"), "{body}");
+
+    let (status, body) = echo(&raw("trap"), "x").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("trapped"), "{body}");
+
+    let (status, body) = echo(&raw("huge"), "x").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("more than its limit"), "{body}");
+
+    // After all that, mcpd serves every route, the same failures again
+    // (fresh instances), and the plugin-free route as before.
+    let (status, _) = echo(&raw("plain"), "still up").await;
+    assert_eq!(status, 200);
+    let (status, _) = echo(&raw("trap"), "again").await;
+    assert_eq!(status, 503);
+    let (status, _) = echo(&raw("ok"), "fine").await;
+    assert_eq!(status, 200);
+
+    let metrics = reqwest::get(mcpd.url("/metrics")).await.unwrap().text().await.unwrap();
+    for kind in ["timeout", "memory", "trap", "output"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("mcpd_plugin_failures_total") && l.contains(&format!("kind=\"{kind}\""))),
+            "no {kind} failure metric in:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_plugin_start_is_waited_for_or_refused() {
+    let config = |start: &str| {
+        format!(
+            r#"
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[[server.fx.plugins]]
+path = "{{plugins}}/mcpd_hostile_plugin.wasm"
+start_timeout = "{start}"
+config = {{ mode = "slow-start" }}
+"#
+        )
+    };
+    let mcpd = Mcpd::start(&config("30s"), &["/health"]).await;
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    call(&client, "echo", json!({"text": "after a slow start"})).await.expect("works once loaded");
+    drop(mcpd);
+
+    let mut refused = Mcpd::start(&config("50ms"), &[]).await;
+    let status = tokio::task::spawn_blocking(move || refused.child.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "mcpd refuses to start with a plugin that cannot load in time");
+}
+
+#[tokio::test]
+async fn the_example_plugin_denies_and_redacts() {
+    let config = r#"
+[server.fx]
+command = "{server}"
+port = {port}
+[[server.fx.plugins]]
+path = "{plugins}/mcpd_plugin_example.wasm"
+config = { deny_tools = ["crash"], redact = "secret" }
+"#;
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+
+    let (status, body) = raw.rpc(Some(&session), tool_call(1, "crash", json!({}))).await;
+    assert_eq!(status, 403, "a denied tool is refused before the server sees it: {body:?}");
+    assert_eq!(body[0]["id"], 1);
+    assert!(body[0]["error"]["message"].is_string());
+
+    let (status, body) = raw.rpc(Some(&session), tool_call(2, "echo", json!({"text": "my secret plan"}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(body[0]["result"]["content"][0]["text"], "my [redacted] plan", "the answer was redacted");
+
+    // And a real client sees the same through the whole chain.
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    let result = call(&client, "echo", json!({"text": "no secret here"})).await.unwrap();
+    assert_eq!(text_of(&result), "no [redacted] here");
+    assert!(call(&client, "crash", json!({})).await.is_err());
+}
+
+#[tokio::test]
+async fn replacing_the_wasm_file_swaps_the_plugin_and_a_bad_file_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.wasm");
+    std::fs::copy(plugin_dir().join("mcpd_noop_plugin.wasm"), &live).unwrap();
+    let config = format!(
+        r#"
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[server.fx.session]
+enabled = false
+[[server.fx.plugins]]
+path = "{}"
+config = {{ deny_tools = ["echo"] }}
+"#,
+        live.display()
+    );
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let (status, _) = echo(&raw, "allowed by noop").await;
+    assert_eq!(status, 200);
+
+    // Swap in the example plugin (which denies echo with this config).
+    let next = dir.path().join("next.wasm");
+    std::fs::copy(plugin_dir().join("mcpd_plugin_example.wasm"), &next).unwrap();
+    std::fs::rename(&next, &live).unwrap();
+    eventually("the new plugin takes over", Duration::from_secs(20), || async {
+        (echo(&raw, "x").await.0 == 403).then_some(())
+    })
+    .await;
+
+    // A broken file is refused; the example plugin stays in place.
+    std::fs::write(&next, b"not a wasm component").unwrap();
+    std::fs::rename(&next, &live).unwrap();
+    eventually("the failed reload is logged", Duration::from_secs(20), || async {
+        mcpd.log_text().contains("plugin reload failed, keeping the running version").then_some(())
+    })
+    .await;
+    assert_eq!(echo(&raw, "x").await.0, 403, "the running plugin kept working");
+}

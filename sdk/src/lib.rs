@@ -1,0 +1,93 @@
+//! Write mcpd plugins in Rust: a type implementing [`Plugin`] plus one
+//! [`export_plugin!`], built with `cargo build --target wasm32-wasip2`.
+//!
+//! A plugin sits on a route's request path. mcpd calls its hooks with the
+//! HTTP request ([`Plugin::on_http_request`]), each client message
+//! ([`Plugin::on_request`]) and each server message ([`Plugin::on_response`]),
+//! and each hook returns a [`Decision`]: carry on, carry on with changes,
+//! reject, or answer directly.
+//!
+//! ```
+//! use mcpd_plugin_sdk::prelude::*;
+//! use serde::Deserialize;
+//!
+//! /// Refuses calls to the tools listed in its config.
+//! struct DenyTools {
+//!     deny: Vec<String>,
+//! }
+//!
+//! #[derive(Deserialize)]
+//! struct Settings {
+//!     deny: Vec<String>,
+//! }
+//!
+//! impl Plugin for DenyTools {
+//!     fn info() -> Info {
+//!         Info::new("deny-tools", "0.1.0", Hooks::REQUEST)
+//!     }
+//!
+//!     fn new(config: Config) -> Result<Self, Error> {
+//!         let settings: Settings = config.parse()?;
+//!         Ok(DenyTools { deny: settings.deny })
+//!     }
+//!
+//!     fn on_request(&mut self, message: &Message) -> Decision {
+//!         match message.tool_name() {
+//!             Some(tool) if self.deny.iter().any(|d| d == tool) => {
+//!                 log::info!("denied a call of {tool}");
+//!                 Decision::reject(403, codes::FORBIDDEN, format!("tool {tool} is not allowed"))
+//!             }
+//!             _ => Decision::proceed(),
+//!         }
+//!     }
+//! }
+//!
+//! mcpd_plugin_sdk::export_plugin!(DenyTools);
+//! ```
+//!
+//! Configure it on a route in mcpd.toml; the `config` table reaches
+//! [`Plugin::new`] as [`Config`]. Modules: [`codes`] (JSON-RPC error codes),
+//! [`log`], [`metrics`], [`store`] (counters and values with expiry, shared
+//! by all instances), [`clock`], [`testing`] (messages for unit tests).
+//!
+//! Compiled for a native target the crate builds too, with stand-ins for
+//! the host (see `host.rs`), so plugins can unit test their hooks with
+//! plain `cargo test`.
+
+pub mod bindings;
+pub mod clock;
+pub mod codes;
+mod config;
+mod decision;
+mod error;
+mod export;
+mod host;
+pub mod log;
+mod message;
+pub mod metrics;
+mod plugin;
+pub mod store;
+pub mod testing;
+
+pub use bindings::mcpd::plugin::types::{
+    Changes, Decision, Direction, Header, HookSet as Hooks, HttpRequest, McpMessage as Message, MessageKind,
+    PluginInfo as Info, Rejection, RpcError,
+};
+pub use config::{Config, ConfigError};
+pub use error::Error;
+pub use plugin::Plugin;
+/// Re-exported so plugins can build JSON (`serde_json::json!`) without
+/// pinning their own version.
+pub use serde_json;
+
+/// Everything a plugin usually needs: `use mcpd_plugin_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Config, Decision, Error, Hooks, HttpRequest, Info, Message, Plugin, codes, log, metrics, store};
+}
+
+/// For `export_plugin!` only.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bindings::exports::mcpd::plugin::hooks::Guest;
+    pub use crate::export::{Export, State};
+}

@@ -1,0 +1,51 @@
+//! The `Plugin` trait a plugin implements, and `Info`, what it says about
+//! itself when mcpd loads it.
+
+use crate::{Config, Decision, Error, Hooks, HttpRequest, Info, Message};
+
+/// A plugin: one value per instance, built once from the config and then
+/// called for every message of the routes that use it. Calls never overlap
+/// (an instance is single threaded), so hooks take `&mut self` and may keep
+/// state; state in the instance is lost when mcpd discards it (after a trap,
+/// and at will), so anything that must last goes in [`crate::store`].
+///
+/// Only the hooks named in [`Plugin::info`] are called; the others may keep
+/// their default, which lets the message through.
+pub trait Plugin: Sized + 'static {
+    /// Name, version and the hooks mcpd should call. Usually
+    /// `Info::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Hooks::REQUEST)`.
+    fn info() -> Info;
+
+    /// Builds the instance from the plugin's config, once per instance: at
+    /// load (`describe`) for the first, on its first hook call for any later
+    /// one, so keep it quick. On error mcpd's log gets the message and every
+    /// call is rejected with HTTP 503 until the config is fixed.
+    fn new(config: Config) -> Result<Self, Error>;
+
+    /// The HTTP request, before MCP parsing: set a principal or headers, or
+    /// reject (auth). `respond` and `params` make no sense here.
+    fn on_http_request(&mut self, request: &HttpRequest) -> Decision {
+        let _ = request;
+        Decision::Proceed
+    }
+
+    /// A message from the client, before it reaches the server.
+    fn on_request(&mut self, message: &Message) -> Decision {
+        let _ = message;
+        Decision::Proceed
+    }
+
+    /// A message from the server (a response, a notification or a server
+    /// request), before it reaches the client.
+    fn on_response(&mut self, message: &Message) -> Decision {
+        let _ = message;
+        Decision::Proceed
+    }
+}
+
+impl Info {
+    /// `hooks`: e.g. `Hooks::REQUEST | Hooks::RESPONSE`.
+    pub fn new(name: impl Into<String>, version: impl Into<String>, hooks: Hooks) -> Self {
+        Info { name: name.into(), version: version.into(), hooks }
+    }
+}
