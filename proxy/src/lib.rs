@@ -13,6 +13,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod plugin;
 pub mod route;
+pub mod scaffold;
 pub mod serve;
 pub mod session;
 pub mod shutdown;

@@ -33,10 +33,43 @@ enum Command {
         #[arg(short, long, default_value = "mcpd.toml")]
         config: PathBuf,
     },
+    /// Work with WebAssembly plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create a new plugin crate NAME in the current directory (or --dir).
+    New {
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The plugin SDK to depend on (default: the one this mcpd was built with).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Plugin { command: PluginCommand::New { name, dir, sdk } } => {
+            let sdk = sdk.unwrap_or_else(mcpd::scaffold::default_sdk);
+            match mcpd::scaffold::new_plugin(&name, &dir, &sdk) {
+                Ok(root) => {
+                    println!("created {}", root.display());
+                    println!("build it:  cd {} && cargo build --target wasm32-wasip2 --release", root.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check { config } => match config::load(&config) {
             Ok(config) => {
                 println!("{}: ok", config.path.display());

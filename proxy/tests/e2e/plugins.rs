@@ -186,3 +186,50 @@ config = {{ deny_tools = ["echo"] }}
     .await;
     assert_eq!(echo(&raw, "x").await.0, 403, "the running plugin kept working");
 }
+
+#[tokio::test]
+async fn a_scaffolded_plugin_builds_and_runs_in_mcpd() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(mcpd_bin())
+        .args(["plugin", "new", "my-guard", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Exactly the build command the README gives; a cached target dir keeps reruns fast.
+    let target = plugin_dir().parent().and_then(|p| p.parent()).unwrap().join("scaffold");
+    let built = tokio::task::spawn_blocking({
+        let crate_dir = dir.path().join("my-guard");
+        move || {
+            std::process::Command::new("cargo")
+                .args(["build", "--target", "wasm32-wasip2", "--release", "--quiet"])
+                .current_dir(crate_dir)
+                .env("CARGO_TARGET_DIR", &target)
+                .status()
+                .map(|s| (s.success(), target))
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(built.0, "the scaffolded plugin builds");
+    let wasm = built.1.join("wasm32-wasip2/release/my_guard.wasm");
+    let config = format!(
+        r#"
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[[server.fx.plugins]]
+path = "{}"
+config = {{ deny_tools = ["crash"] }}
+"#,
+        wasm.display()
+    );
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    let (status, _) = raw.rpc(Some(&session), tool_call(1, "crash", json!({}))).await;
+    assert_eq!(status, 403);
+    let (status, _) = raw.rpc(Some(&session), tool_call(2, "echo", json!({"text": "ok"}))).await;
+    assert_eq!(status, 200);
+}
