@@ -1,0 +1,63 @@
+//! Cost of one plugin hook call, measured in-process through mcpd's own
+//! plugin host (load, instance pool, limits: the same path a request takes).
+
+use hdrhistogram::Histogram;
+use mcpd::config::{OnError, PluginSettings};
+use mcpd::plugin::bindings::{Direction, Header, McpMessage, MessageKind};
+use mcpd::plugin::chain::PluginSlot;
+use mcpd::plugin::kv::KvStore;
+use mcpd::plugin::loaded::Hook;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn tools_call() -> McpMessage {
+    let header = |name: &str, value: &str| Header { name: name.into(), value: value.into() };
+    McpMessage {
+        direction: Direction::ClientToServer,
+        kind: MessageKind::Request,
+        method: Some("tools/call".into()),
+        id: Some("7".into()),
+        name: Some("echo".into()),
+        params: Some(r#"{"name":"echo","arguments":{"text":"hello, this is a secret"}}"#.into()),
+        error: None,
+        session: Some("0123456789abcdef0123456789abcdef".into()),
+        principal: None,
+        client_address: "127.0.0.1".into(),
+        headers: vec![
+            header("host", "127.0.0.1:8080"),
+            header("content-type", "application/json"),
+            header("accept", "application/json, text/event-stream"),
+            header("mcp-protocol-version", "2025-11-25"),
+            header("x-user", "ada"),
+        ],
+        route: "bench".into(),
+    }
+}
+
+/// Nanoseconds per `on_request` call of the plugin at `wasm`.
+pub async fn measure(wasm: &Path, config_json: &str, iterations: u64) -> anyhow::Result<Histogram<u64>> {
+    let settings = PluginSettings {
+        path: wasm.to_path_buf(),
+        on_error: OnError::Closed,
+        timeout: Duration::from_secs(1),
+        start_timeout: Duration::from_secs(10),
+        max_memory: 64 << 20,
+        max_output: 4 << 20,
+        instances: 1,
+        config_json: config_json.to_string(),
+    };
+    let slot = PluginSlot::load(settings, Arc::new(KvStore::default()), None).await?;
+    let plugin = slot.current();
+    let message = tools_call();
+    for _ in 0..iterations / 10 {
+        plugin.call(Hook::Request, None, Some(&message)).await?;
+    }
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)?;
+    for _ in 0..iterations {
+        let started = Instant::now();
+        plugin.call(Hook::Request, None, Some(&message)).await?;
+        histogram.record(started.elapsed().as_nanos() as u64)?;
+    }
+    Ok(histogram)
+}

@@ -1,0 +1,211 @@
+//! `mcpd-bench`: reproducible benchmarks for mcpd.
+//!
+//! - `hooks`: the cost of one plugin hook call (noop and JSON-inspecting).
+//! - `plugins`: end-to-end tool-call throughput through mcpd with 0, 1 and
+//!   3 plugins, in one run (ratios are fair on a noisy machine).
+//! - `load`: the load generator alone, against any MCP endpoint.
+//!
+//! On a machine with two or more cores, mcpd (and the server it runs) is
+//! pinned to core 1 and the load generator to core 0.
+
+mod hooks;
+mod load;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Cost of one plugin hook call.
+    Hooks {
+        #[arg(long, default_value_t = 200_000)]
+        iterations: u64,
+    },
+    /// Throughput and latency through mcpd with 0, 1 and 3 plugins.
+    Plugins {
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Measured seconds per scenario (after one second of warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Load an MCP endpoint: `--addr 127.0.0.1:8080 --path /mcp`.
+    Load {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value = "/mcp")]
+        path: String,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+}
+
+/// target/release, where this binary, mcpd and the fixture server live.
+fn bin_dir() -> PathBuf {
+    std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default()
+}
+
+fn wasm(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_dir().join("../wasm32-wasip2/release").join(name);
+    anyhow::ensure!(path.exists(), "{} is missing: run ./dev plugins", path.display());
+    Ok(path)
+}
+
+fn pin_self_to(core: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; we set one bit and apply it to this process.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Cores of the machine, read before this process pins itself to one.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+struct Gateway(Child);
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts mcpd (pinned to core 1 when there is one) and waits for health.
+async fn start_mcpd(config: &str, port: u16) -> anyhow::Result<Gateway> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.keep().join("mcpd.toml");
+    std::fs::write(&path, config)?;
+    let mcpd = bin_dir().join("mcpd");
+    let mut command = match cores() >= 2 {
+        true => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "1"]).arg(&mcpd);
+            c
+        }
+        false => Command::new(&mcpd),
+    };
+    command.args(["run", "--log-level", "warn", "-c"]).arg(&path).stdout(Stdio::null()).stderr(Stdio::null());
+    let gateway = Gateway(command.spawn()?);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await?;
+            if answer.starts_with("HTTP/1.1 200") {
+                return Ok(gateway);
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "mcpd did not become healthy");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn hooks(iterations: u64) -> anyhow::Result<()> {
+    println!("| plugin | p50 | p99 | mean |");
+    println!("|---|---|---|---|");
+    let example = r#"{"deny_tools":["crash"],"redact":"secret","principal_header":"x-user"}"#;
+    for (label, file, config) in [
+        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}"),
+        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example),
+    ] {
+        let h = hooks::measure(&wasm(file)?, config, iterations).await?;
+        let us = |ns: f64| ns / 1000.0;
+        println!(
+            "| {label} | {:.2} µs | {:.2} µs | {:.2} µs |",
+            us(h.value_at_quantile(0.5) as f64),
+            us(h.value_at_quantile(0.99) as f64),
+            us(h.mean())
+        );
+    }
+    Ok(())
+}
+
+async fn plugins(clients: usize, seconds: u64) -> anyhow::Result<()> {
+    let server = bin_dir().join("mcpd-test-server");
+    let example = wasm("mcpd_plugin_example.wasm")?;
+    let entry = |path: &Path| {
+        format!(
+            "[[server.bench.plugins]]\npath = \"{}\"\nconfig = {{ deny_tools = [\"crash\"], redact = \"secret\", principal_header = \"x-user\" }}\n",
+            path.display()
+        )
+    };
+    println!("mcpd fronting one pooled stdio echo server; {clients} clients; {seconds} s each; {} cores", cores());
+    println!();
+    println!("| plugins | req/s | vs none | p50 | p90 | p99 | max | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut baseline = None;
+    for count in [0usize, 1, 3] {
+        let port = free_port()?;
+        let mut config = format!(
+            "[gateway]\nthreads = 1\n[server.bench]\ncommand = \"{}\"\nport = {port}\n[server.bench.session]\nenabled = false\n[server.bench.pool]\nsize = 1\n[server.bench.http]\nmax_concurrent_requests = 4096\n",
+            server.display()
+        );
+        for _ in 0..count {
+            config += &entry(&example);
+        }
+        let _gateway = start_mcpd(&config, port).await?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let result = load::run(addr, "/mcp", clients, Duration::from_secs(1), Duration::from_secs(seconds)).await?;
+        let rate = result.rate();
+        let base = *baseline.get_or_insert(rate);
+        println!(
+            "| {count} | {rate:.0} | {:.0}% | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
+            100.0 * rate / base,
+            result.us(0.5),
+            result.us(0.9),
+            result.us(0.99),
+            result.us(1.0),
+            result.errors
+        );
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cores() >= 2 {
+        pin_self_to(0);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Cmd::Hooks { iterations } => hooks(iterations).await,
+            Cmd::Plugins { clients, seconds } => plugins(clients, seconds).await,
+            Cmd::Load { addr, path, clients, seconds } => {
+                let r = load::run(addr, &path, clients, Duration::from_secs(1), Duration::from_secs(seconds)).await?;
+                println!(
+                    "{:.0} req/s  p50 {:.0} µs  p90 {:.0} µs  p99 {:.0} µs  max {:.0} µs  errors {}",
+                    r.rate(),
+                    r.us(0.5),
+                    r.us(0.9),
+                    r.us(0.99),
+                    r.us(1.0),
+                    r.errors
+                );
+                Ok(())
+            }
+        }
+    })
+}
