@@ -45,6 +45,7 @@ pub async fn measure(wasm: &Path, config_json: &str, iterations: u64) -> anyhow:
         max_memory: 64 << 20,
         max_output: 4 << 20,
         instances: 1,
+        headers: Vec::new(),
         config_json: config_json.to_string(),
     };
     let slot = PluginSlot::load(settings, Arc::new(KvStore::default()), None).await?;

@@ -147,7 +147,7 @@ async fn plugins(clients: usize, seconds: u64) -> anyhow::Result<()> {
     let example = wasm("mcpd_plugin_example.wasm")?;
     let entry = |path: &Path| {
         format!(
-            "[[server.bench.plugins]]\npath = \"{}\"\nconfig = {{ deny_tools = [\"crash\"], redact = \"secret\", principal_header = \"x-user\" }}\n",
+            "[[server.bench.plugins]]\npath = \"{}\"\nheaders = [\"x-user\"]\nconfig = {{ deny_tools = [\"crash\"], redact = \"secret\", principal_header = \"x-user\" }}\n",
             path.display()
         )
     };

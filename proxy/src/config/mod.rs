@@ -77,9 +77,24 @@ pub struct PluginSettings {
     pub max_memory: usize,
     pub max_output: usize,
     pub instances: usize,
+    /// Request headers (lower case) the plugin sees besides [`PLUGIN_HEADERS`]; `*` means all.
+    pub headers: Vec<String>,
     /// The plugin's `config` table as JSON text.
     pub config_json: String,
 }
+
+/// Request headers every plugin sees (each header handed to a plugin costs
+/// a copy into its memory, so hooks get a selection, not all of them).
+pub const PLUGIN_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "user-agent",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "mcp-protocol-version",
+];
 
 impl ServerSettings {
     /// The MCP endpoint path, e.g. `/mcp` or `/api-tools/mcp`.

@@ -86,6 +86,9 @@ pub struct RawPlugin {
     pub max_output: Option<ByteSize>,
     /// Instances kept warm.
     pub instances: Option<Spanned<i64>>,
+    /// Request headers the plugin sees besides the default set; `["*"]`: all.
+    #[serde(default)]
+    pub headers: Vec<String>,
     /// Handed to the plugin as JSON (`get-config`).
     #[serde(default)]
     pub config: toml::Table,

@@ -334,6 +334,7 @@ fn resolve_plugin(check: &Checker, plugin: &Spanned<RawPlugin>, key: String) -> 
         max_memory: max_memory as usize,
         max_output: p.max_output.map(|b| b.0).unwrap_or(4 << 20) as usize,
         instances: check.positive(&p.instances, format!("{key}.instances"), 2)?,
+        headers: p.headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
         config_json,
     })
 }

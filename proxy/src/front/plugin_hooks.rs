@@ -6,7 +6,7 @@
 
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::plugin::bindings::{Direction, Header, HttpRequest, McpMessage, MessageKind};
-use crate::plugin::chain::{Chain, Verdict};
+use crate::plugin::chain::{Chain, HeaderSelection, Verdict};
 use crate::plugin::loaded::Hook;
 use crate::route::Route;
 use bytes::Bytes;
@@ -23,17 +23,18 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn of(http: &ServerSession, client: String, with_headers: bool) -> Caller {
-        let headers = match with_headers {
-            true => http
+    pub fn of(http: &ServerSession, client: String, selection: &HeaderSelection) -> Caller {
+        let headers = match selection {
+            HeaderSelection::None => Vec::new(),
+            _ => http
                 .req_header()
                 .headers
                 .iter()
+                .filter(|(name, _)| selection.wants(name.as_str()))
                 .filter_map(|(name, value)| {
                     Some(Header { name: name.as_str().to_string(), value: value.to_str().ok()?.to_string() })
                 })
                 .collect(),
-            false => Vec::new(),
         };
         Caller { principal: None, client, headers }
     }

@@ -36,7 +36,7 @@ pub async fn serve(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut Server
     // A client that hangs up must be noticed while we wait on the server.
     http.set_abort_on_close(true);
     let plugins = &route.plugins;
-    let mut caller = Caller::of(http, client_address(http), !plugins.slots().is_empty());
+    let mut caller = Caller::of(http, client_address(http), &plugins.headers);
     if plugins.wants(Hook::HttpRequest) {
         if let Some(stop) = plugin_hooks::http_request(route, http, &mut caller).await {
             return answer_verdict(http, None, stop, false).await;

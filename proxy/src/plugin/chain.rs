@@ -131,15 +131,47 @@ pub enum Verdict {
     Respond(String),
 }
 
+/// Which request headers a chain's plugins see.
+#[derive(Debug, Default, Clone)]
+pub enum HeaderSelection {
+    #[default]
+    None,
+    All,
+    Named(Vec<String>),
+}
+
+impl HeaderSelection {
+    pub fn wants(&self, name: &str) -> bool {
+        match self {
+            HeaderSelection::None => false,
+            HeaderSelection::All => true,
+            HeaderSelection::Named(names) => names.iter().any(|n| n == name),
+        }
+    }
+}
+
 /// A route's plugins, in order.
 #[derive(Default, Clone)]
 pub struct Chain {
     entries: Vec<Arc<PluginSlot>>,
+    /// The union of the headers its plugins see.
+    pub headers: HeaderSelection,
 }
 
 impl Chain {
     pub fn new(entries: Vec<Arc<PluginSlot>>) -> Chain {
-        Chain { entries }
+        let headers = match entries.is_empty() {
+            true => HeaderSelection::None,
+            false if entries.iter().any(|e| e.settings.headers.iter().any(|h| h == "*")) => HeaderSelection::All,
+            false => {
+                let mut names: Vec<String> = crate::config::PLUGIN_HEADERS.iter().map(|h| h.to_string()).collect();
+                names.extend(entries.iter().flat_map(|e| e.settings.headers.iter().cloned()));
+                names.sort();
+                names.dedup();
+                HeaderSelection::Named(names)
+            }
+        };
+        Chain { entries, headers }
     }
 
     pub fn slots(&self) -> &[Arc<PluginSlot>] {
