@@ -282,7 +282,9 @@ async fn initialize_session(
     message: &Message<'_>,
     caller: &Caller,
 ) -> pingora::Result<()> {
-    let client = caller.client.clone();
+    // Sessions count against who the client is: its principal when a plugin
+    // (e.g. auth) named one, else its address.
+    let client = caller.principal.clone().unwrap_or_else(|| caller.client.clone());
     let settings = &route.settings;
     let reservation = match gateway.sessions.reserve(&route.name, &client, settings.session.max_per_client) {
         Ok(reservation) => reservation,

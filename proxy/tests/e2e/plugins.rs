@@ -233,3 +233,26 @@ config = {{ deny_tools = ["crash"] }}
     let (status, _) = raw.rpc(Some(&session), tool_call(2, "echo", json!({"text": "ok"}))).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn sessions_are_capped_per_principal_a_plugin_names() {
+    // The example plugin names the principal from x-user, which it sees
+    // only because its entry selects that header.
+    let config = r#"
+[server.fx]
+command = "{server}"
+port = {port}
+[server.fx.session]
+max_per_client = 1
+[[server.fx.plugins]]
+path = "{plugins}/mcpd_plugin_example.wasm"
+headers = ["x-user"]
+config = { principal_header = "x-user" }
+"#;
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let init = |user: &'static str| raw.post(None, INIT).header("x-user", user).send();
+    assert_eq!(init("ada").await.unwrap().status(), 200);
+    assert_eq!(init("grace").await.unwrap().status(), 200, "another principal from the same address");
+    assert_eq!(init("ada").await.unwrap().status(), 429, "ada's second session is over max_per_client");
+}
