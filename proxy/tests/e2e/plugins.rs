@@ -256,3 +256,34 @@ config = { principal_header = "x-user" }
     assert_eq!(init("grace").await.unwrap().status(), 200, "another principal from the same address");
     assert_eq!(init("ada").await.unwrap().status(), 429, "ada's second session is over max_per_client");
 }
+
+#[tokio::test]
+async fn plugins_get_no_files_network_or_environment() {
+    // Something a plugin could reach on loopback if it had network access.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let config = format!(
+        r#"
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[server.fx.session]
+enabled = false
+[[server.fx.plugins]]
+path = "{{plugins}}/mcpd_hostile_plugin.wasm"
+config = {{ mode = "escape", escape_to = "{target}" }}
+"#
+    );
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let (status, body) = raw.rpc(None, tool_call(1, "echo", json!({"text": "x"}))).await;
+    assert_eq!(status, 200, "{body:?}");
+    let seen = &body[0]["result"];
+    for attempt in ["file", "dir", "net"] {
+        let outcome = seen[attempt].as_str().unwrap_or_default();
+        assert!(outcome.starts_with("denied"), "{attempt}: {outcome}");
+    }
+    assert_eq!(seen["env"], 0, "no environment variables");
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "nothing connected to the loopback listener");
+}
