@@ -35,8 +35,9 @@ fn tools_call() -> McpMessage {
     }
 }
 
-/// Nanoseconds per `on_request` call of the plugin at `wasm`.
-pub async fn measure(wasm: &Path, config_json: &str, iterations: u64) -> anyhow::Result<Histogram<u64>> {
+/// Nanoseconds per `on_request` call of the plugin at `wasm`: on a reused
+/// warm instance (what mcpd does), or on a fresh instance per call.
+pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, fresh: bool) -> anyhow::Result<Histogram<u64>> {
     let settings = PluginSettings {
         path: wasm.to_path_buf(),
         on_error: OnError::Closed,
@@ -57,7 +58,10 @@ pub async fn measure(wasm: &Path, config_json: &str, iterations: u64) -> anyhow:
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)?;
     for _ in 0..iterations {
         let started = Instant::now();
-        plugin.call(Hook::Request, None, Some(&message)).await?;
+        match fresh {
+            false => plugin.call(Hook::Request, None, Some(&message)).await?,
+            true => plugin.call_fresh(Hook::Request, &message).await?,
+        };
         histogram.record(started.elapsed().as_nanos() as u64)?;
     }
     Ok(histogram)

@@ -123,17 +123,22 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 async fn hooks(iterations: u64) -> anyhow::Result<()> {
-    println!("| plugin | p50 | p99 | mean |");
-    println!("|---|---|---|---|");
+    println!("| plugin | instance | p50 | p99 | mean |");
+    println!("|---|---|---|---|---|");
     let example = r#"{"deny_tools":["crash"],"redact":"secret","principal_header":"x-user"}"#;
-    for (label, file, config) in [
-        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}"),
-        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example),
+    for (label, file, config, fresh) in [
+        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", false),
+        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, false),
+        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", true),
+        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, true),
     ] {
-        let h = hooks::measure(&wasm(file)?, config, iterations).await?;
+        // Fresh instances are slow enough that fewer calls say as much.
+        let n = if fresh { iterations / 20 } else { iterations };
+        let h = hooks::measure(&wasm(file)?, config, n, fresh).await?;
         let us = |ns: f64| ns / 1000.0;
+        let instance = if fresh { "fresh per call" } else { "reused (mcpd)" };
         println!(
-            "| {label} | {:.2} µs | {:.2} µs | {:.2} µs |",
+            "| {label} | {instance} | {:.2} µs | {:.2} µs | {:.2} µs |",
             us(h.value_at_quantile(0.5) as f64),
             us(h.value_at_quantile(0.99) as f64),
             us(h.mean())

@@ -110,6 +110,19 @@ impl LoadedPlugin {
         }))
     }
 
+    /// Calls `hook` on a brand-new instance, then drops it: what isolation
+    /// per request would cost. For benchmarks; requests use [`Self::call`].
+    pub async fn call_fresh(&self, hook: Hook, message: &McpMessage) -> Result<Decision, PluginError> {
+        let (mut instance, _) = instantiate(&self.pre, &self.context, &self.limits, &self.name).await?;
+        instance.store.set_epoch_deadline(ticks(self.limits.cpu));
+        let hooks = instance.plugin.mcpd_plugin_hooks();
+        let result = match hook {
+            Hook::Response => hooks.call_on_response(&mut instance.store, message).await,
+            _ => hooks.call_on_request(&mut instance.store, message).await,
+        };
+        result.map_err(|e| classify(e, &self.name, &self.limits, self.limits.cpu))
+    }
+
     /// Calls `hook` with `message` (or `http` for [`Hook::HttpRequest`]).
     pub async fn call(
         &self,
