@@ -108,6 +108,20 @@ impl Gateway {
         }
     }
 
+    /// Loads every plugin again (`mcpd reload`, SIGHUP); returns how many
+    /// failed (those keep their running version).
+    pub async fn reload_plugins(&self) -> usize {
+        let mut failed = 0;
+        for route in &self.routes {
+            for slot in route.plugins.slots() {
+                if slot.reload().await.is_err() {
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    }
+
     /// Keeps pools filled, checks health and reaps idle sessions until `shutdown`.
     pub async fn run_background(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -134,10 +148,12 @@ impl Gateway {
                 }
                 _ = plugin_check.tick() => {
                     self.plugin_store.sweep();
-                    for route in &self.routes {
-                        for slot in route.plugins.slots() {
-                            // A failed reload is logged and keeps the old plugin.
-                            let _ = slot.reload_if_changed().await;
+                    if self.config.gateway.watch_plugins {
+                        for route in &self.routes {
+                            for slot in route.plugins.slots() {
+                                // A failed reload is logged and keeps the old plugin.
+                                let _ = slot.reload_if_changed().await;
+                            }
                         }
                     }
                 }

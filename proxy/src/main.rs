@@ -33,6 +33,12 @@ enum Command {
         #[arg(short, long, default_value = "mcpd.toml")]
         config: PathBuf,
     },
+    /// Validate a configuration, then make the mcpd running it reload its plugins.
+    Reload {
+        /// The configuration file the running mcpd was started with.
+        #[arg(short, long, default_value = "mcpd.toml")]
+        config: PathBuf,
+    },
     /// Work with WebAssembly plugins.
     Plugin {
         #[command(subcommand)]
@@ -54,8 +60,36 @@ enum PluginCommand {
     },
 }
 
+/// Sends SIGHUP to the mcpd whose pid is in `pid_file`.
+fn signal_running(pid_file: &std::path::Path) -> Result<i32, String> {
+    let text = std::fs::read_to_string(pid_file)
+        .map_err(|e| format!("no running mcpd found for this config ({}: {e})", pid_file.display()))?;
+    let pid: i32 = text.trim().parse().map_err(|_| format!("{} does not hold a pid", pid_file.display()))?;
+    // SAFETY: kill(2) with a pid read from mcpd's own pid file.
+    match unsafe { libc::kill(pid, libc::SIGHUP) } {
+        0 => Ok(pid),
+        _ => Err(format!("mcpd (pid {pid}) is not running: {}", std::io::Error::last_os_error())),
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Reload { config } => match config::load(&config) {
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+            Ok(config) => match signal_running(&config.gateway.pid_file) {
+                Ok(pid) => {
+                    println!("{}: ok; asked mcpd (pid {pid}) to reload its plugins", config.path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            },
+        },
         Command::Plugin { command: PluginCommand::New { name, dir, sdk } } => {
             let sdk = sdk.unwrap_or_else(mcpd::scaffold::default_sdk);
             match mcpd::scaffold::new_plugin(&name, &dir, &sdk) {

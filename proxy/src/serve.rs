@@ -45,7 +45,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     server.bootstrap();
     server.add_service(front::service(Arc::clone(&gateway)));
     server.add_service(background_service("supervisor", Supervisor(Arc::clone(&gateway))));
+    let pid_file = gateway.config.gateway.pid_file.clone();
     server.run(RunArgs { shutdown_signal: Box::new(Drain { gateway, timeout: shutdown_timeout }) });
+    let _ = std::fs::remove_file(pid_file);
     Ok(())
 }
 
@@ -54,7 +56,33 @@ struct Supervisor(Arc<Gateway>);
 #[async_trait]
 impl BackgroundService for Supervisor {
     async fn start(&self, shutdown: ShutdownWatch) {
-        Arc::clone(&self.0).run_background(shutdown).await;
+        let gateway = Arc::clone(&self.0);
+        match signal(SignalKind::hangup()) {
+            Ok(hangups) => {
+                tokio::spawn(reload_on_hangup(Arc::clone(&gateway), hangups));
+                // Only now can `mcpd reload` find us: a SIGHUP before the
+                // handler exists would end the process.
+                write_pid_file(&gateway.config.gateway.pid_file);
+            }
+            Err(error) => tracing::error!("cannot handle SIGHUP; `mcpd reload` will not work: {error}"),
+        }
+        gateway.run_background(shutdown).await;
+    }
+}
+
+fn write_pid_file(path: &std::path::Path) {
+    if let Err(error) = std::fs::write(path, format!("{}\n", std::process::id())) {
+        tracing::warn!(file = %path.display(), "cannot write the pid file; `mcpd reload` will not find this process: {error}");
+    }
+}
+
+async fn reload_on_hangup(gateway: Arc<Gateway>, mut hangups: tokio::signal::unix::Signal) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading plugins");
+        match gateway.reload_plugins().await {
+            0 => tracing::info!("plugins reloaded"),
+            failed => tracing::error!(failed, "some plugins failed to reload and keep their running version"),
+        }
     }
 }
 

@@ -37,6 +37,10 @@ pub struct GatewaySettings {
     pub shutdown_timeout: Duration,
     /// Where compiled plugins are cached (none: compile at every start).
     pub plugin_cache: Option<PathBuf>,
+    /// Reload plugins when their files change.
+    pub watch_plugins: bool,
+    /// Where `mcpd run` writes its pid and `mcpd reload` looks for it.
+    pub pid_file: PathBuf,
 }
 
 #[derive(Debug, Clone)]

@@ -36,6 +36,10 @@ pub struct RawGateway {
     pub shutdown_timeout: Option<HumanDuration>,
     /// Where compiled plugins are cached.
     pub plugin_cache: Option<PathBuf>,
+    /// Reload a plugin when its file changes (else only on `mcpd reload`).
+    pub watch_plugins: Option<bool>,
+    /// Where `mcpd run` writes its pid, for `mcpd reload`.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// `[server.NAME]`: one MCP server mcpd fronts.

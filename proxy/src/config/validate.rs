@@ -157,6 +157,8 @@ pub fn resolve(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Config
                     .map(|p| relative_to(path, p))
                     .unwrap_or_else(|| std::env::temp_dir().join("mcpd-plugin-cache")),
             ),
+            watch_plugins: g.watch_plugins.unwrap_or(true),
+            pid_file: g.pid_file.as_ref().map(|p| relative_to(path, p)).unwrap_or_else(|| default_pid_file(path)),
         },
         servers,
     })
@@ -288,6 +290,16 @@ fn resolve_server(
             .map(|(i, p)| resolve_plugin(check, p, format!("server.{name}.plugins[{i}]")))
             .collect::<Result<_, _>>()?,
     })
+}
+
+/// `$TMPDIR/mcpd-<hash of the config's absolute path>.pid`: one per config,
+/// found again by `mcpd reload -c` with the same file.
+fn default_pid_file(config: &Path) -> std::path::PathBuf {
+    use std::hash::{Hash, Hasher};
+    let absolute = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    absolute.hash(&mut hasher);
+    std::env::temp_dir().join(format!("mcpd-{:016x}.pid", hasher.finish()))
 }
 
 /// `path` as written in the config, relative to the config file's directory.

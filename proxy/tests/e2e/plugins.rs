@@ -287,3 +287,41 @@ config = {{ mode = "escape", escape_to = "{target}" }}
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_err(), "nothing connected to the loopback listener");
 }
+
+#[tokio::test]
+async fn mcpd_reload_swaps_plugins_when_file_watching_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.wasm");
+    std::fs::copy(plugin_dir().join("mcpd_noop_plugin.wasm"), &live).unwrap();
+    let config = format!(
+        r#"
+[gateway]
+watch_plugins = false
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[server.fx.session]
+enabled = false
+[[server.fx.plugins]]
+path = "{}"
+config = {{ deny_tools = ["echo"] }}
+"#,
+        live.display()
+    );
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    std::fs::copy(plugin_dir().join("mcpd_plugin_example.wasm"), dir.path().join("next.wasm")).unwrap();
+    std::fs::rename(dir.path().join("next.wasm"), &live).unwrap();
+    assert_eq!(echo(&raw, "x").await.0, 200, "the old plugin runs until the reload");
+
+    // Find the config mcpd runs (Mcpd::start wrote it) from the process's arguments.
+    let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", mcpd.child.id())).unwrap();
+    let config_path = cmdline.split('\0').skip_while(|a| *a != "-c").nth(1).unwrap().to_string();
+    let out = std::process::Command::new(mcpd_bin()).args(["reload", "-c", &config_path]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually("the reloaded plugin takes over", Duration::from_secs(20), || async {
+        (echo(&raw, "x").await.0 == 403).then_some(())
+    })
+    .await;
+    assert!(mcpd.log_text().contains("SIGHUP: reloading plugins"));
+}
