@@ -239,17 +239,16 @@ async fn timed(
 ) -> Result<Decision, PluginError> {
     let started = Instant::now();
     let result = call.await;
-    metrics::PLUGIN_SECONDS
-        .with_label_values(&[plugin.name.as_str(), hook.label()])
-        .observe(started.elapsed().as_secs_f64());
+    plugin.metrics.seconds[hook.index()].observe(started.elapsed().as_secs_f64());
+    // Indexes into loaded::OUTCOMES.
     let outcome = match &result {
-        Ok(Decision::Proceed) => "proceed",
-        Ok(Decision::Modify(_)) => "modify",
-        Ok(Decision::Reject(_)) => "reject",
-        Ok(Decision::Respond(_)) => "respond",
-        Err(_) => "error",
+        Ok(Decision::Proceed) => 0,
+        Ok(Decision::Modify(_)) => 1,
+        Ok(Decision::Reject(_)) => 2,
+        Ok(Decision::Respond(_)) => 3,
+        Err(_) => 4,
     };
-    metrics::PLUGIN_CALLS.with_label_values(&[plugin.name.as_str(), hook.label(), outcome]).inc();
+    plugin.metrics.calls[hook.index()][outcome].inc();
     result
 }
 

@@ -38,6 +38,13 @@ pub enum Hook {
 }
 
 impl Hook {
+    pub const ALL: [Hook; 3] = [Hook::HttpRequest, Hook::Request, Hook::Response];
+
+    /// Position in [`Hook::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn flag(self) -> HookSet {
         match self {
             Hook::HttpRequest => HookSet::HTTP_REQUEST,
@@ -60,10 +67,42 @@ struct Instance {
     plugin: Plugin,
 }
 
+/// Outcomes counted per hook call, in the order of [`CallMetrics::calls`].
+pub const OUTCOMES: [&str; 5] = ["proceed", "modify", "reject", "respond", "error"];
+
+/// This plugin's metric handles, resolved once at load: a labelled lookup
+/// on every hook call would cost more than an empty hook.
+pub struct CallMetrics {
+    /// `[hook][outcome]` counters (hooks in [`Hook::ALL`] order).
+    pub calls: Vec<Vec<prometheus::IntCounter>>,
+    /// Per-hook duration histograms.
+    pub seconds: Vec<prometheus::Histogram>,
+}
+
+impl CallMetrics {
+    fn new(plugin: &str) -> CallMetrics {
+        let calls = Hook::ALL
+            .iter()
+            .map(|hook| {
+                OUTCOMES
+                    .iter()
+                    .map(|outcome| crate::metrics::PLUGIN_CALLS.with_label_values(&[plugin, hook.label(), outcome]))
+                    .collect()
+            })
+            .collect();
+        let seconds = Hook::ALL
+            .iter()
+            .map(|hook| crate::metrics::PLUGIN_SECONDS.with_label_values(&[plugin, hook.label()]))
+            .collect();
+        CallMetrics { calls, seconds }
+    }
+}
+
 pub struct LoadedPlugin {
     pub name: String,
     pub version: String,
     pub hooks: HookSet,
+    pub metrics: CallMetrics,
     pre: PluginPre<HostState>,
     context: Arc<PluginContext>,
     limits: Limits,
@@ -100,6 +139,7 @@ impl LoadedPlugin {
             idle.push(instantiate(&pre, &context, &limits, label).await?.0);
         }
         Ok(Arc::new(LoadedPlugin {
+            metrics: CallMetrics::new(&info.name),
             name: info.name,
             version: info.version,
             hooks: info.hooks,
