@@ -34,6 +34,36 @@ config = {{ mode = "{mode}" }}
     config
 }
 
+/// mcpd with one pooled route whose only plugin is the file `live`, at
+/// first a copy of the noop plugin; `gateway` is extra `[gateway]` text.
+/// The config denies `echo`, which only the example plugin acts on.
+async fn start_with_swappable_plugin(live: &std::path::Path, gateway: &str) -> Mcpd {
+    std::fs::copy(plugin_dir().join("mcpd_noop_plugin.wasm"), live).unwrap();
+    let config = format!(
+        r#"
+[gateway]
+{gateway}
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[server.fx.session]
+enabled = false
+[[server.fx.plugins]]
+path = "{}"
+config = {{ deny_tools = ["echo"] }}
+"#,
+        live.display()
+    );
+    Mcpd::start(&config, &["/health"]).await
+}
+
+/// Replaces `live` atomically with a copy of the plugin file `name`.
+fn swap_in(live: &std::path::Path, name: &str) {
+    let next = live.with_extension("next");
+    std::fs::copy(plugin_dir().join(name), &next).unwrap();
+    std::fs::rename(&next, live).unwrap();
+}
+
 async fn echo(raw: &Raw, text: &str) -> (u16, serde_json::Value) {
     let (status, body) = raw.rpc(None, tool_call(1, "echo", json!({"text": text}))).await;
     (status, body.into_iter().next().unwrap_or_default())
@@ -149,35 +179,20 @@ config = { deny_tools = ["crash"], redact = "secret" }
 async fn replacing_the_wasm_file_swaps_the_plugin_and_a_bad_file_keeps_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live.wasm");
-    std::fs::copy(plugin_dir().join("mcpd_noop_plugin.wasm"), &live).unwrap();
-    let config = format!(
-        r#"
-[server.fx]
-command = "{{server}}"
-port = {{port}}
-[server.fx.session]
-enabled = false
-[[server.fx.plugins]]
-path = "{}"
-config = {{ deny_tools = ["echo"] }}
-"#,
-        live.display()
-    );
-    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let mcpd = start_with_swappable_plugin(&live, "").await;
     let raw = Raw::new(mcpd.url("/mcp"));
     let (status, _) = echo(&raw, "allowed by noop").await;
     assert_eq!(status, 200);
 
     // Swap in the example plugin (which denies echo with this config).
-    let next = dir.path().join("next.wasm");
-    std::fs::copy(plugin_dir().join("mcpd_plugin_example.wasm"), &next).unwrap();
-    std::fs::rename(&next, &live).unwrap();
+    swap_in(&live, "mcpd_plugin_example.wasm");
     eventually("the new plugin takes over", Duration::from_secs(20), || async {
         (echo(&raw, "x").await.0 == 403).then_some(())
     })
     .await;
 
     // A broken file is refused; the example plugin stays in place.
+    let next = live.with_extension("next");
     std::fs::write(&next, b"not a wasm component").unwrap();
     std::fs::rename(&next, &live).unwrap();
     eventually("the failed reload is logged", Duration::from_secs(20), || async {
@@ -292,26 +307,9 @@ config = {{ mode = "escape", escape_to = "{target}" }}
 async fn mcpd_reload_swaps_plugins_when_file_watching_is_off() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("live.wasm");
-    std::fs::copy(plugin_dir().join("mcpd_noop_plugin.wasm"), &live).unwrap();
-    let config = format!(
-        r#"
-[gateway]
-watch_plugins = false
-[server.fx]
-command = "{{server}}"
-port = {{port}}
-[server.fx.session]
-enabled = false
-[[server.fx.plugins]]
-path = "{}"
-config = {{ deny_tools = ["echo"] }}
-"#,
-        live.display()
-    );
-    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let mcpd = start_with_swappable_plugin(&live, "watch_plugins = false").await;
     let raw = Raw::new(mcpd.url("/mcp"));
-    std::fs::copy(plugin_dir().join("mcpd_plugin_example.wasm"), dir.path().join("next.wasm")).unwrap();
-    std::fs::rename(dir.path().join("next.wasm"), &live).unwrap();
+    swap_in(&live, "mcpd_plugin_example.wasm");
     assert_eq!(echo(&raw, "x").await.0, 200, "the old plugin runs until the reload");
 
     // Find the config mcpd runs (Mcpd::start wrote it) from the process's arguments.
