@@ -70,46 +70,58 @@ fn metric_name(plugin: &str, name: &str) -> Option<String> {
     ok.then(|| format!("mcpd_plugin_{}_{}", clean(plugin), clean(name)))
 }
 
-/// A plugin's own counter; label keys are fixed by the first use of a name.
-pub fn plugin_counter(plugin: &str, name: &str, labels: &[(String, String)], value: u64) {
-    let Some(full) = metric_name(plugin, name) else { return };
+/// The vector for a plugin's metric `name`, created and registered on first
+/// use; its label keys are fixed by that first use. `None` (the update is
+/// dropped) for a bad name, more than 8 labels, or labels prometheus refuses.
+fn plugin_vec<V>(
+    vectors: &DashMap<String, V>,
+    plugin: &str,
+    name: &str,
+    labels: &[(String, String)],
+    make: impl FnOnce(&str, &[&str]) -> prometheus::Result<V>,
+) -> Option<V>
+where
+    V: prometheus::core::Collector + Clone + 'static,
+{
+    let full = metric_name(plugin, name)?;
     if labels.len() > 8 {
-        return;
+        return None;
     }
-    let counter = PLUGIN_COUNTERS
-        .entry(full.clone())
-        .or_insert_with(|| {
-            let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
-            register(CounterVec::new(Opts::new(full.clone(), format!("Plugin metric {name}")), &keys).unwrap_or_else(
-                |_| CounterVec::new(Opts::new(full.clone(), "invalid labels"), &[]).expect("valid metric"),
-            ))
-        })
-        .clone();
-    let values: Vec<&str> = labels.iter().map(|(_, v)| v.as_str()).collect();
-    if let Ok(c) = counter.get_metric_with_label_values(&values) {
-        c.inc_by(value as f64);
+    if let Some(existing) = vectors.get(&full) {
+        return Some(existing.clone());
+    }
+    let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+    match make(&full, &keys) {
+        Ok(vector) => Some(vectors.entry(full).or_insert_with(|| register(vector)).clone()),
+        Err(error) => {
+            tracing::warn!(metric = %full, "plugin metric refused: {error}");
+            None
+        }
     }
 }
 
-/// A plugin's own histogram; label keys are fixed by the first use of a name.
-pub fn plugin_histogram(plugin: &str, name: &str, labels: &[(String, String)], value: f64) {
-    let Some(full) = metric_name(plugin, name) else { return };
-    if labels.len() > 8 {
-        return;
+fn label_values(labels: &[(String, String)]) -> Vec<&str> {
+    labels.iter().map(|(_, v)| v.as_str()).collect()
+}
+
+/// Adds `value` to a plugin's own counter.
+pub fn plugin_counter(plugin: &str, name: &str, labels: &[(String, String)], value: u64) {
+    let make = |full: &str, keys: &[&str]| CounterVec::new(Opts::new(full, format!("Plugin metric {name}")), keys);
+    if let Some(counter) = plugin_vec(&PLUGIN_COUNTERS, plugin, name, labels, make) {
+        if let Ok(c) = counter.get_metric_with_label_values(&label_values(labels)) {
+            c.inc_by(value as f64);
+        }
     }
-    let histogram = PLUGIN_HISTOGRAMS
-        .entry(full.clone())
-        .or_insert_with(|| {
-            let keys: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
-            let opts = HistogramOpts::new(full.clone(), format!("Plugin metric {name}"));
-            register(HistogramVec::new(opts, &keys).unwrap_or_else(|_| {
-                HistogramVec::new(HistogramOpts::new(full.clone(), "invalid labels"), &[]).expect("valid metric")
-            }))
-        })
-        .clone();
-    let values: Vec<&str> = labels.iter().map(|(_, v)| v.as_str()).collect();
-    if let Ok(h) = histogram.get_metric_with_label_values(&values) {
-        h.observe(value);
+}
+
+/// Records `value` in a plugin's own histogram.
+pub fn plugin_histogram(plugin: &str, name: &str, labels: &[(String, String)], value: f64) {
+    let make =
+        |full: &str, keys: &[&str]| HistogramVec::new(HistogramOpts::new(full, format!("Plugin metric {name}")), keys);
+    if let Some(histogram) = plugin_vec(&PLUGIN_HISTOGRAMS, plugin, name, labels, make) {
+        if let Ok(h) = histogram.get_metric_with_label_values(&label_values(labels)) {
+            h.observe(value);
+        }
     }
 }
 
