@@ -17,7 +17,7 @@
 
 use serde_json::Value;
 
-use crate::{Changes, Decision, Header, Rejection, RpcError};
+use crate::{Changes, Decision, Header, HttpReply, Rejection, RpcError};
 
 impl Decision {
     /// Carry on unchanged (the same as `Decision::Proceed`).
@@ -45,14 +45,28 @@ impl Decision {
         Decision::Respond(result.to_string())
     }
 
+    /// Stop and answer with this HTTP response as it is: for documents that
+    /// are not MCP messages (e.g. OAuth protected-resource metadata). Add
+    /// headers with `header`; `content-type` defaults to JSON.
+    pub fn reply(status: u16, body: impl Into<String>) -> Self {
+        let content_type = Header { name: "content-type".into(), value: "application/json".into() };
+        Decision::Reply(HttpReply { status, headers: vec![content_type], body: body.into() })
+    }
+
     /// Carry on with changes; add them with `principal`, `params`, `header`.
     pub fn modify() -> Self {
-        Decision::Modify(Changes { params: None, principal: None, headers: Vec::new() })
+        Decision::Modify(Changes { params: None, principal: None, scopes: None, headers: Vec::new() })
     }
 
     /// Sets who the client is, for later plugins and for logs.
     pub fn principal(self, principal: impl Into<String>) -> Self {
         self.change(|c| c.principal = Some(principal.into()))
+    }
+
+    /// Sets what the client may do (e.g. OAuth scopes), for later plugins.
+    pub fn scopes<S: Into<String>>(self, scopes: impl IntoIterator<Item = S>) -> Self {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        self.change(|c| c.scopes = Some(scopes))
     }
 
     /// Replaces the params (for responses: the result) with this JSON text.
@@ -66,12 +80,13 @@ impl Decision {
     }
 
     /// A header: added to the request that carries on, or to a rejection's
-    /// answer (replacing one of the same name). A direct answer (`respond`)
+    /// or reply's answer (replacing one of the same name). A direct answer (`respond`)
     /// has no headers to set.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let header = Header { name: name.into().to_ascii_lowercase(), value: value.into() };
         match &mut self {
             Decision::Reject(r) => put_header(&mut r.headers, header),
+            Decision::Reply(r) => put_header(&mut r.headers, header),
             Decision::Proceed | Decision::Modify(_) => {
                 return self.change(|c| put_header(&mut c.headers, header));
             }
@@ -139,9 +154,19 @@ mod tests {
             Decision::Modify(Changes {
                 params: Some(r#"{"a":1}"#.into()),
                 principal: Some("ada".into()),
+                scopes: None,
                 headers: vec![Header { name: "x-user".into(), value: "ada".into() }],
             })
         );
+    }
+
+    #[test]
+    fn reply_carries_headers() {
+        let d = Decision::reply(200, "{}").header("Cache-Control", "max-age=60").principal("p");
+        let Decision::Reply(r) = d else { panic!("{d:?}") };
+        assert_eq!(r.status, 200);
+        assert_eq!(r.headers.len(), 2);
+        assert_eq!(r.headers[1].name, "cache-control");
     }
 
     #[test]

@@ -11,6 +11,25 @@ pub(crate) use crate::bindings::mcpd::plugin::host::{
 #[cfg(target_arch = "wasm32")]
 pub(crate) use crate::bindings::mcpd::plugin::store;
 
+/// Outbound HTTP over the `http-client` import.
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod http {
+    use crate::bindings::mcpd::plugin::http_client as wit;
+    use crate::http::{Request, Response};
+
+    pub fn send(request: Request) -> Result<Response, String> {
+        let timeout_ms = request.timeout.as_millis().min(u32::MAX as u128) as u32;
+        let request = wit::Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            timeout_ms,
+        };
+        wit::send(&request).map(|r| Response { status: r.status, headers: r.headers, body: r.body })
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use native::*;
 
@@ -42,7 +61,39 @@ mod native {
 
     pub fn histogram_observe(_name: &str, _labels: &[(String, String)], _value: f64) {}
 
+    /// No network natively: a test registers answers per URL.
+    pub mod http {
+        use std::cell::RefCell;
+        use std::collections::HashMap;
+
+        use crate::http::{Request, Response};
+
+        thread_local! {
+            static ANSWERS: RefCell<HashMap<String, Response>> = RefCell::new(HashMap::new());
+            static SEEN: RefCell<Vec<Request>> = const { RefCell::new(Vec::new()) };
+        }
+
+        /// Answers requests for `url` (on this thread) with `response`.
+        pub fn respond(url: &str, response: Response) {
+            ANSWERS.with_borrow_mut(|answers| answers.insert(url.to_string(), response));
+        }
+
+        /// The requests sent so far on this thread.
+        pub fn requests_seen() -> Vec<Request> {
+            SEEN.with_borrow(|seen| seen.clone())
+        }
+
+        pub fn send(request: Request) -> Result<Response, String> {
+            let url = request.url.clone();
+            SEEN.with_borrow_mut(|seen| seen.push(request));
+            ANSWERS
+                .with_borrow(|answers| answers.get(&url).cloned())
+                .ok_or_else(|| format!("{url}: no answer registered (native build: see http::testing::respond)"))
+        }
+    }
+
     pub mod store {
+        pub use crate::bindings::mcpd::plugin::store::Bucket;
         use std::cell::RefCell;
         use std::collections::HashMap;
         use std::time::{Duration, Instant};
@@ -81,6 +132,27 @@ mod native {
             with(|map| {
                 map.insert(key.to_string(), (value.to_string(), expiry(ttl_ms)));
                 Ok(())
+            })
+        }
+
+        /// Token buckets as `(tokens, last refill)`, refilled continuously.
+        pub fn take(key: &str, capacity: u64, period_ms: u64, cost: u64) -> Result<Bucket, String> {
+            thread_local! {
+                static BUCKETS: RefCell<HashMap<String, (f64, Instant)>> = RefCell::new(HashMap::new());
+            }
+            BUCKETS.with_borrow_mut(|buckets| {
+                let now = Instant::now();
+                let (tokens, last) = buckets.entry(key.to_string()).or_insert((capacity as f64, now));
+                let per_ms = capacity as f64 / period_ms.max(1) as f64;
+                *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * 1000.0 * per_ms).min(capacity as f64);
+                *last = now;
+                if *tokens >= cost as f64 {
+                    *tokens -= cost as f64;
+                    Ok(Bucket { allowed: true, remaining: *tokens as u64, retry_after_ms: 0 })
+                } else {
+                    let wait = ((cost as f64 - *tokens) / per_ms).ceil() as u64;
+                    Ok(Bucket { allowed: false, remaining: *tokens as u64, retry_after_ms: wait })
+                }
             })
         }
 

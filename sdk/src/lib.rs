@@ -48,7 +48,7 @@
 //! Configure it on a route in mcpd.toml; the `config` table reaches
 //! [`Plugin::new`] as [`Config`]. Modules: [`codes`] (JSON-RPC error codes),
 //! [`log`], [`metrics`], [`store`] (counters and values with expiry, shared
-//! by all instances), [`clock`], [`testing`] (messages for unit tests).
+//! by all instances), [`http`] (outbound requests to allow-listed hosts), [`clock`], [`testing`] (messages for unit tests).
 //!
 //! Compiled for a native target the crate builds too, with stand-ins for
 //! the host (see `host.rs`), so plugins can unit test their hooks with
@@ -62,6 +62,7 @@ mod decision;
 mod error;
 mod export;
 mod host;
+pub mod http;
 pub mod log;
 mod message;
 pub mod metrics;
@@ -70,7 +71,7 @@ pub mod store;
 pub mod testing;
 
 pub use bindings::mcpd::plugin::types::{
-    Changes, Decision, Direction, Header, HookSet as Hooks, HttpRequest, McpMessage as Message, MessageKind,
+    Changes, Decision, Direction, Header, HookSet as Hooks, HttpReply, HttpRequest, McpMessage as Message, MessageKind,
     PluginInfo as Info, Rejection, RpcError,
 };
 pub use config::{Config, ConfigError};
@@ -82,7 +83,9 @@ pub use serde_json;
 
 /// Everything a plugin usually needs: `use mcpd_plugin_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Config, Decision, Error, Hooks, HttpRequest, Info, Message, Plugin, codes, log, metrics, store};
+    pub use crate::{
+        Config, Decision, Error, Hooks, HttpRequest, Info, Message, Plugin, codes, http, log, metrics, store,
+    };
 }
 
 /// For `export_plugin!` only.

@@ -8,7 +8,8 @@ use serde_json::Value;
 use crate::{Header, HttpRequest, Message};
 
 impl Message {
-    /// The JSON-RPC method (`tools/call`, ...); `None` for responses.
+    /// The JSON-RPC method (`tools/call`, ...). For a response, the method
+    /// of the request it answers, when mcpd knows it.
     pub fn method(&self) -> Option<&str> {
         self.method.as_deref()
     }
@@ -18,10 +19,15 @@ impl Message {
         self.method() == Some(method)
     }
 
-    /// The tool a `tools/call` request calls. `None` for anything else,
-    /// including the response to a `tools/call` (responses carry no method).
+    /// The tool a `tools/call` request (or its response) calls; `None` for
+    /// anything else.
     pub fn tool_name(&self) -> Option<&str> {
         if self.is_method("tools/call") { self.name.as_deref() } else { None }
+    }
+
+    /// Whether an earlier plugin granted the client this scope.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
     }
 
     /// `params` (requests, notifications) or `result` (responses) as a JSON

@@ -44,6 +44,31 @@ pub fn delete(key: &str) -> Result<(), StoreError> {
     raw::delete(key).map_err(StoreError)
 }
 
+/// The state of a token bucket after [`take`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// Whether the tokens were taken.
+    pub allowed: bool,
+    /// Tokens left.
+    pub remaining: u64,
+    /// When refused: how long until `cost` tokens are there.
+    pub retry_after: Duration,
+}
+
+/// Takes `cost` tokens from the bucket at `key`, which holds at most
+/// `capacity`, starts full and refills at `capacity` per `period`; takes
+/// none if there are too few. Atomic across plugin instances (and nodes, with
+/// a shared store): `take("ip:1.2.3.4", 100, Duration::from_secs(60), 1)` is
+/// 100 requests a minute with bursts up to 100.
+pub fn take(key: &str, capacity: u64, period: Duration, cost: u64) -> Result<Bucket, StoreError> {
+    let bucket = raw::take(key, capacity, ttl_ms(period).max(1), cost).map_err(StoreError)?;
+    Ok(Bucket {
+        allowed: bucket.allowed,
+        remaining: bucket.remaining,
+        retry_after: Duration::from_millis(bucket.retry_after_ms),
+    })
+}
+
 /// Milliseconds for the host, where 0 means "never": so a non-zero ttl
 /// below a millisecond rounds up rather than becoming immortal.
 pub(crate) fn ttl_ms(ttl: Duration) -> u64 {

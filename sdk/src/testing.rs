@@ -23,6 +23,7 @@ pub fn request(method: &str, params: Value) -> Message {
         error: None,
         session: None,
         principal: None,
+        scopes: Vec::new(),
         client_address: "127.0.0.1".into(),
         headers: Vec::new(),
         route: "test".into(),
