@@ -1,8 +1,9 @@
 //! `export_plugin!` and the glue behind it: the hooks mcpd calls, routed to
-//! one lazily built instance of the plugin's type.
+//! one lazily built instance of the plugin's type. (`export_translator!`
+//! reuses the instance keeping, see `export_translator.rs`.)
 
 use crate::bindings::exports::mcpd::plugin::hooks::Guest;
-use crate::{Config, Decision, HttpRequest, Info, Message, Plugin, codes, log};
+use crate::{Config, Decision, Error, HttpRequest, Info, Message, Plugin, codes, log};
 
 /// Exports a type implementing [`Plugin`] as the component's hooks. Use it
 /// once, at the top level of the plugin crate's `lib.rs`:
@@ -64,10 +65,11 @@ pub trait Export {
     fn with_state<R>(f: impl FnOnce(&mut State<Self::Plugin>) -> R) -> R;
 }
 
-impl<P: Plugin> State<P> {
-    fn ready(&mut self) -> Option<&mut P> {
+impl<P> State<P> {
+    /// The instance, built with `new` from the host's config on first use.
+    pub(crate) fn ready_with(&mut self, new: impl FnOnce(Config) -> Result<P, Error>) -> Option<&mut P> {
         if let State::Empty = self {
-            *self = match P::new(Config::from_host()) {
+            *self = match new(Config::from_host()) {
                 Ok(plugin) => State::Ready(plugin),
                 Err(e) => {
                     log::error!("cannot start, every call will be rejected: {e}");
@@ -79,6 +81,12 @@ impl<P: Plugin> State<P> {
             State::Ready(plugin) => Some(plugin),
             _ => None,
         }
+    }
+}
+
+impl<P: Plugin> State<P> {
+    fn ready(&mut self) -> Option<&mut P> {
+        self.ready_with(P::new)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Write mcpd plugins in Rust: a type implementing [`Plugin`] plus one
-//! [`export_plugin!`], built with `cargo build --target wasm32-wasip2`.
+//! [`export_plugin!`] (or [`Translator`] plus [`export_translator!`]), built
+//! with `cargo build --target wasm32-wasip2`.
 //!
 //! A plugin sits on a route's request path. mcpd calls its hooks with the
 //! HTTP request ([`Plugin::on_http_request`]), each client message
@@ -46,13 +47,25 @@
 //! ```
 //!
 //! Configure it on a route in mcpd.toml; the `config` table reaches
-//! [`Plugin::new`] as [`Config`]. Modules: [`codes`] (JSON-RPC error codes),
+//! [`Plugin::new`] as [`Config`].
+//!
+//! A *translator* (world `translator-plugin`) is the other kind of
+//! component: not on a route's request path but the route's MCP server
+//! itself, e.g. a REST API served as MCP tools. It implements
+//! [`Translator`] (`handle` answers each request with a JSON-RPC result or
+//! an [`RpcError`]; the SDK answers `initialize` and `ping`) and is
+//! exported with [`export_translator!`]; [`ToolResult`], [`tool`] and
+//! [`Message::tool_call`] cover the tools side of MCP. See [`translator`].
+//!
+//! Modules: [`codes`] (JSON-RPC error codes),
 //! [`log`], [`metrics`], [`store`] (counters and values with expiry, shared
 //! by all instances), [`http`] (outbound requests to allow-listed hosts), [`clock`], [`testing`] (messages for unit tests).
 //!
 //! Compiled for a native target the crate builds too, with stand-ins for
 //! the host (see `host.rs`), so plugins can unit test their hooks with
-//! plain `cargo test`.
+//! plain `cargo test`; a translator's tests send requests the way mcpd does
+//! with [`translator::dispatch`], and answer its outbound HTTP with
+//! [`http::testing::respond`].
 
 pub mod bindings;
 pub mod clock;
@@ -61,14 +74,18 @@ mod config;
 mod decision;
 mod error;
 mod export;
+mod export_translator;
 mod host;
 pub mod http;
 pub mod log;
 mod message;
 pub mod metrics;
 mod plugin;
+mod rpc;
 pub mod store;
 pub mod testing;
+mod tool;
+pub mod translator;
 
 pub use bindings::mcpd::plugin::types::{
     Changes, Decision, Direction, Header, HookSet as Hooks, HttpReply, HttpRequest, McpMessage as Message, MessageKind,
@@ -80,17 +97,22 @@ pub use plugin::Plugin;
 /// Re-exported so plugins can build JSON (`serde_json::json!`) without
 /// pinning their own version.
 pub use serde_json;
+pub use tool::{ToolCall, ToolResult, tool};
+pub use translator::Translator;
 
 /// Everything a plugin usually needs: `use mcpd_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Config, Decision, Error, Hooks, HttpRequest, Info, Message, Plugin, codes, http, log, metrics, store,
+        Config, Decision, Error, Hooks, HttpRequest, Info, Message, Plugin, RpcError, ToolCall, ToolResult, Translator,
+        codes, http, log, metrics, store, tool,
     };
 }
 
-/// For `export_plugin!` only.
+/// For `export_plugin!` and `export_translator!` only.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::exports::mcpd::plugin::hooks::Guest;
+    pub use crate::bindings::translator::exports::mcpd::plugin::translator::Guest as TranslatorGuest;
     pub use crate::export::{Export, State};
+    pub use crate::export_translator::TranslatorExport;
 }
