@@ -45,7 +45,7 @@ pub struct RestTranslate {
 
 impl Translator for RestTranslate {
     fn info() -> Info {
-        Info::translator(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+        Info::translator("rest-translate", env!("CARGO_PKG_VERSION"))
     }
 
     fn new(config: Config) -> Result<Self, Error> {

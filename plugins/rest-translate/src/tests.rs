@@ -39,7 +39,7 @@ fn initialize_names_the_translator() {
     let mut t = from_config(json!({"openapi": USERS, "instructions": "Users API"}));
     let init = testing::request("initialize", json!({"protocolVersion": "2025-06-18"}));
     let result = translator::dispatch(&mut t, &init).unwrap();
-    assert_eq!(result["serverInfo"]["name"], "mcpd-rest-translate");
+    assert_eq!(result["serverInfo"]["name"], "rest-translate");
     assert_eq!(result["capabilities"], json!({"tools": {}}));
     assert_eq!(result["instructions"], "Users API");
 }
