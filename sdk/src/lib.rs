@@ -103,8 +103,8 @@ pub use translator::Translator;
 /// Everything a plugin usually needs: `use mcpd_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Config, Decision, Error, Hooks, HttpRequest, Info, Message, Plugin, RpcError, ToolCall, ToolResult, Translator,
-        codes, http, log, metrics, store, tool,
+        Config, Decision, Error, Header, Hooks, HttpRequest, Info, Message, Plugin, RpcError, ToolCall, ToolResult,
+        Translator, codes, http, log, metrics, store, tool,
     };
 }
 
