@@ -8,7 +8,8 @@
 
 use crate::config::Config;
 use crate::plugin::chain::{Chain, PluginSlot};
-use crate::plugin::kv::KvStore;
+use crate::plugin::store::PluginStore;
+use crate::plugin::translator::Translator;
 use crate::route::Route;
 use crate::session::SessionTable;
 use std::collections::HashMap;
@@ -16,6 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
+
+/// Every route's loaded plugins, by server name.
+#[derive(Default)]
+pub struct LoadedPlugins {
+    pub chains: HashMap<String, Chain>,
+    pub translators: HashMap<String, Arc<Translator>>,
+}
 
 /// How often plugin files are checked for changes (hot reload).
 const PLUGIN_CHECK: Duration = Duration::from_millis(500);
@@ -25,7 +33,7 @@ pub struct Gateway {
     pub routes: Vec<Arc<Route>>,
     pub sessions: Arc<SessionTable>,
     /// What plugins' `store` import reads and writes.
-    pub plugin_store: Arc<KvStore>,
+    pub plugin_store: Arc<PluginStore>,
     draining: AtomicBool,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -43,13 +51,16 @@ impl Drop for InFlight {
 }
 
 impl Gateway {
-    /// Builds the gateway from a config and the plugin chains loaded for it
-    /// (by server name; see [`Gateway::load_plugins`]).
-    pub fn new(config: Config, mut chains: HashMap<String, Chain>, plugin_store: Arc<KvStore>) -> Arc<Self> {
+    /// Builds the gateway from a config and the plugins loaded for it (see
+    /// [`Gateway::load_plugins`]).
+    pub fn new(config: Config, mut plugins: LoadedPlugins, plugin_store: Arc<PluginStore>) -> Arc<Self> {
         let routes = config
             .servers
             .iter()
-            .map(|s| Route::new(Arc::clone(s), chains.remove(&s.name).unwrap_or_default()))
+            .map(|s| {
+                let chain = plugins.chains.remove(&s.name).unwrap_or_default();
+                Route::new(Arc::clone(s), chain, plugins.translators.remove(&s.name))
+            })
             .collect();
         Arc::new(Gateway {
             sessions: SessionTable::new(config.gateway.max_sessions),
@@ -62,21 +73,26 @@ impl Gateway {
         })
     }
 
-    /// Loads every route's plugins; the first that fails stops startup.
+    /// Loads every route's plugins and translators; the first that fails
+    /// stops startup.
     pub async fn load_plugins(
         config: &Config,
-        store: &Arc<KvStore>,
-    ) -> Result<HashMap<String, Chain>, crate::plugin::PluginError> {
-        let mut chains = HashMap::new();
+        store: &Arc<PluginStore>,
+    ) -> Result<LoadedPlugins, crate::plugin::PluginError> {
+        let mut loaded = LoadedPlugins::default();
+        let cache = || config.gateway.plugin_cache.clone();
         for server in &config.servers {
             let mut slots = Vec::new();
             for plugin in &server.plugins {
-                let cache = config.gateway.plugin_cache.clone();
-                slots.push(PluginSlot::load(plugin.clone(), Arc::clone(store), cache).await?);
+                slots.push(PluginSlot::load(plugin.clone(), Arc::clone(store), cache()).await?);
             }
-            chains.insert(server.name.clone(), Chain::new(slots));
+            loaded.chains.insert(server.name.clone(), Chain::new(slots));
+            if let Some(translator) = &server.translator {
+                let translator = Translator::load(translator, Arc::clone(store), cache()).await?;
+                loaded.translators.insert(server.name.clone(), translator);
+            }
         }
-        Ok(chains)
+        Ok(loaded)
     }
 
     pub fn is_draining(&self) -> bool {

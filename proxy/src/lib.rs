@@ -17,4 +17,5 @@ pub mod scaffold;
 pub mod serve;
 pub mod session;
 pub mod shutdown;
+pub mod tls;
 pub mod upstream;

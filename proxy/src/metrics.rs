@@ -52,6 +52,16 @@ pub static PLUGIN_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 /// Plugin (re)loads by plugin and result (ok, failed).
+pub static PLUGIN_HTTP: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("mcpd_plugin_http_requests_total", "Outbound HTTP requests made by plugins"),
+            &["plugin", "result"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 pub static PLUGIN_LOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(Opts::new("mcpd_plugin_loads_total", "Plugin loads and hot reloads"), &["plugin", "result"])

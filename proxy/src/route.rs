@@ -9,6 +9,7 @@
 
 use crate::config::ServerSettings;
 use crate::plugin::chain::Chain;
+use crate::plugin::translator::Translator;
 use crate::upstream::INITIALIZE_TIMEOUT;
 use crate::upstream::pool::Pool;
 use crate::upstream::stdio::StdioProcess;
@@ -35,20 +36,30 @@ pub struct Route {
     pub pool: Option<Arc<Pool>>,
     /// The WebAssembly plugins on this route's path, in order.
     pub plugins: Chain,
+    /// The translator plugin that is this route's server, if it has one.
+    pub translator: Option<Arc<Translator>>,
     probed: Mutex<Health>,
 }
 
 impl Route {
-    pub fn new(settings: Arc<ServerSettings>, plugins: Chain) -> Arc<Self> {
-        let pool = (!settings.session.enabled).then(|| Pool::new(Arc::clone(&settings)));
+    pub fn new(settings: Arc<ServerSettings>, plugins: Chain, translator: Option<Arc<Translator>>) -> Arc<Self> {
+        let stdio = translator.is_none();
+        let pool = (stdio && !settings.session.enabled).then(|| Pool::new(Arc::clone(&settings)));
         Arc::new(Route {
             name: Arc::from(settings.name.as_str()),
             limiter: Arc::new(Semaphore::new(settings.http.max_concurrent_requests)),
             pool,
             plugins,
-            probed: Mutex::new(Health::Starting),
+            probed: Mutex::new(if stdio { Health::Starting } else { Health::Ok }),
+            translator,
             settings,
         })
+    }
+
+    /// Whether clients of this route get no sessions: a shared pool, or a
+    /// translator (which keeps no per-client state).
+    pub fn sessionless(&self) -> bool {
+        self.pool.is_some() || self.translator.is_some()
     }
 
     pub fn health(&self) -> Health {
@@ -77,6 +88,9 @@ impl Route {
 
     /// Runs health checks every `health_check_interval` until `stop`.
     pub async fn check_health(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        if self.translator.is_some() {
+            return; // loaded means healthy; its calls fail one by one
+        }
         loop {
             match &self.pool {
                 Some(pool) => ping_pool(pool).await,

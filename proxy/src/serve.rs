@@ -7,9 +7,10 @@
 //! SIGINT: exit at once.
 
 use crate::config::Config;
+use crate::config::StoreSettings;
 use crate::front;
 use crate::gateway::Gateway;
-use crate::plugin::kv::KvStore;
+use crate::plugin::store::PluginStore;
 use async_trait::async_trait;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
@@ -28,10 +29,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let shutdown_timeout = config.gateway.shutdown_timeout;
     // Plugins load before serving: a plugin that cannot load stops startup.
     // Their instances do not depend on this runtime once created.
-    let plugin_store = Arc::new(KvStore::default());
     let loader = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let chains = loader.block_on(Gateway::load_plugins(&config, &plugin_store))?;
-    let gateway = Gateway::new(config, chains, plugin_store);
+    let plugin_store = Arc::new(match &config.gateway.store {
+        StoreSettings::Memory => PluginStore::memory(),
+        StoreSettings::Redis(url) => loader
+            .block_on(PluginStore::redis(url))
+            .map_err(|e| anyhow::anyhow!("gateway.store = {url:?}: cannot use it: {e}"))?,
+    });
+    let plugins = loader.block_on(Gateway::load_plugins(&config, &plugin_store))?;
+    let gateway = Gateway::new(config, plugins, plugin_store);
     for server in &gateway.config.servers {
         tracing::info!(
             server = %server.name,

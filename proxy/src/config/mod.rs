@@ -41,6 +41,8 @@ pub struct GatewaySettings {
     pub watch_plugins: bool,
     /// Where `mcpd run` writes its pid and `mcpd reload` looks for it.
     pub pid_file: PathBuf,
+    /// Where plugins' counters and values live.
+    pub store: StoreSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,16 @@ pub struct ServerSettings {
     pub pool_size: usize,
     /// The plugin chain, in order.
     pub plugins: Vec<PluginSettings>,
+    /// When set, this plugin is the server (`command` and friends are unused).
+    pub translator: Option<PluginSettings>,
+}
+
+/// The backend of the plugins' `store` import (and, later, sessions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    Memory,
+    /// A `redis://` URL.
+    Redis(String),
 }
 
 /// What a route does when a plugin fails (trap, timeout, memory).
@@ -85,6 +97,8 @@ pub struct PluginSettings {
     pub headers: Vec<String>,
     /// The plugin's `config` table as JSON text.
     pub config_json: String,
+    /// Hosts (`host` or `host:port`, lower case) it may reach over HTTP.
+    pub allow_hosts: Vec<String>,
 }
 
 /// Request headers every plugin sees (each header handed to a plugin costs

@@ -40,6 +40,8 @@ pub struct RawGateway {
     pub watch_plugins: Option<bool>,
     /// Where `mcpd run` writes its pid, for `mcpd reload`.
     pub pid_file: Option<PathBuf>,
+    /// Where plugins' counters and values live: "memory" or "redis://…".
+    pub store: Option<Spanned<String>>,
 }
 
 /// `[server.NAME]`: one MCP server mcpd fronts.
@@ -47,6 +49,8 @@ pub struct RawGateway {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub command: Option<Spanned<String>>,
+    /// A translator plugin that is this server (instead of `command`).
+    pub translator: Option<Spanned<RawPlugin>>,
     #[serde(default)]
     pub args: Vec<String>,
     #[serde(default)]
@@ -96,6 +100,12 @@ pub struct RawPlugin {
     /// Handed to the plugin as JSON (`get-config`).
     #[serde(default)]
     pub config: toml::Table,
+    /// A TOML or JSON file whose table is the base of `config` (keys in
+    /// `config` win): for secrets such as API key hashes.
+    pub config_file: Option<Spanned<String>>,
+    /// Hosts (`host` or `host:port`) the plugin may reach over HTTP.
+    #[serde(default)]
+    pub allow_hosts: Vec<Spanned<String>>,
 }
 
 /// `[server.NAME.http]`: limits on the client-facing HTTP side.

@@ -3,7 +3,9 @@
 
 use super::error::{ConfigError, Location};
 use super::schema::{RawConfig, RawPlugin, RawServer};
-use super::{Config, GatewaySettings, HttpSettings, OnError, PluginSettings, ServerSettings, SessionSettings};
+use super::{
+    Config, GatewaySettings, HttpSettings, OnError, PluginSettings, ServerSettings, SessionSettings, StoreSettings,
+};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -158,6 +160,18 @@ pub fn resolve(path: &Path, text: &str, raw: RawConfig) -> Result<Config, Config
                     .unwrap_or_else(|| std::env::temp_dir().join("mcpd-plugin-cache")),
             ),
             watch_plugins: g.watch_plugins.unwrap_or(true),
+            store: match &g.store {
+                None => StoreSettings::Memory,
+                Some(s) if s.get_ref() == "memory" => StoreSettings::Memory,
+                Some(s) if s.get_ref().starts_with("redis://") => StoreSettings::Redis(s.get_ref().clone()),
+                Some(s) => {
+                    return Err(check.error(
+                        Some(s.span()),
+                        "gateway.store",
+                        format!("{:?} is not \"memory\" or a redis:// URL", s.get_ref()),
+                    ));
+                }
+            },
             pid_file: g.pid_file.as_ref().map(|p| relative_to(path, p)).unwrap_or_else(|| default_pid_file(path)),
         },
         servers,
@@ -187,14 +201,22 @@ fn resolve_server(
     check.not_yet(&s.upstream_url, key("upstream_url"), "a supervised HTTP upstream (`upstream_url`)")?;
     check.not_yet(&s.replicas, key("replicas"), "running replicas of a stdio server")?;
 
-    let command = match &s.command {
-        Some(c) if !c.get_ref().trim().is_empty() => c.get_ref().clone(),
-        Some(c) => return Err(check.error(Some(c.span()), key("command"), "must not be empty")),
-        None => {
+    let translator = match &s.translator {
+        Some(t) => Some(resolve_plugin(check, t, key("translator"), Duration::from_secs(1))?),
+        None => None,
+    };
+    let command = match (&s.command, &translator) {
+        (Some(c), Some(_)) => {
+            return Err(check.error(Some(c.span()), key("command"), "use either `command` or `translator`, not both"));
+        }
+        (None, Some(_)) => String::new(),
+        (Some(c), None) if !c.get_ref().trim().is_empty() => c.get_ref().clone(),
+        (Some(c), None) => return Err(check.error(Some(c.span()), key("command"), "must not be empty")),
+        (None, None) => {
             return Err(check.error(
                 Some(server.span()),
                 format!("server.{name}"),
-                "missing `command`: the stdio MCP server to run",
+                "missing `command`: the stdio MCP server to run (or a `translator` plugin)",
             ));
         }
     };
@@ -287,8 +309,9 @@ fn resolve_server(
             .plugins
             .iter()
             .enumerate()
-            .map(|(i, p)| resolve_plugin(check, p, format!("server.{name}.plugins[{i}]")))
+            .map(|(i, p)| resolve_plugin(check, p, format!("server.{name}.plugins[{i}]"), Duration::from_millis(50)))
             .collect::<Result<_, _>>()?,
+        translator,
     })
 }
 
@@ -310,7 +333,13 @@ fn relative_to(config: &Path, path: &Path) -> std::path::PathBuf {
     }
 }
 
-fn resolve_plugin(check: &Checker, plugin: &Spanned<RawPlugin>, key: String) -> Result<PluginSettings, ConfigError> {
+/// `timeout` is the default CPU time per call.
+fn resolve_plugin(
+    check: &Checker,
+    plugin: &Spanned<RawPlugin>,
+    key: String,
+    timeout: Duration,
+) -> Result<PluginSettings, ConfigError> {
     let p = plugin.get_ref();
     let path = relative_to(check.path, Path::new(p.path.get_ref()));
     if !path.is_file() {
@@ -336,19 +365,52 @@ fn resolve_plugin(check: &Checker, plugin: &Spanned<RawPlugin>, key: String) -> 
     if max_memory > crate::plugin::engine::MEMORY_CEILING {
         return Err(check.error(None, format!("{key}.max_memory"), "must be at most 1GB"));
     }
+    let mut config = match &p.config_file {
+        Some(file) => read_config_file(check, file, &key)?,
+        None => toml::Table::new(),
+    };
+    config.extend(p.config.clone());
     let config_json =
-        serde_json::to_string(&p.config).map_err(|e| check.error(None, format!("{key}.config"), e.to_string()))?;
+        serde_json::to_string(&config).map_err(|e| check.error(None, format!("{key}.config"), e.to_string()))?;
+    let allow_hosts = p
+        .allow_hosts
+        .iter()
+        .map(|h| {
+            let host = h.get_ref().trim().to_ascii_lowercase();
+            match host.is_empty() || host.contains('/') || host.contains('*') {
+                true => Err(check.error(
+                    Some(h.span()),
+                    format!("{key}.allow_hosts"),
+                    format!("{:?} is not a host or host:port (no scheme, path or wildcard)", h.get_ref()),
+                )),
+                false => Ok(host),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(PluginSettings {
         path,
         on_error,
-        timeout: p.timeout.map(|d| d.0).unwrap_or(Duration::from_millis(50)),
+        timeout: p.timeout.map(|d| d.0).unwrap_or(timeout),
         start_timeout: p.start_timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
         max_memory: max_memory as usize,
         max_output: p.max_output.map(|b| b.0).unwrap_or(4 << 20) as usize,
         instances: check.positive(&p.instances, format!("{key}.instances"), 2)?,
         headers: p.headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
         config_json,
+        allow_hosts,
     })
+}
+
+/// A plugin's `config_file`: a TOML table, or a JSON object if it ends in `.json`.
+fn read_config_file(check: &Checker, file: &Spanned<String>, key: &str) -> Result<toml::Table, ConfigError> {
+    let path = relative_to(check.path, Path::new(file.get_ref()));
+    let fail = |message: String| check.error(Some(file.span()), format!("{key}.config_file"), message);
+    let text = std::fs::read_to_string(&path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    let parsed = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => serde_json::from_str::<toml::Table>(&text).map_err(|e| format!("{e}")),
+        _ => toml::from_str::<toml::Table>(&text).map_err(|e| format!("{e}")),
+    };
+    parsed.map_err(|e| fail(format!("{}: {e}", path.display())))
 }
 
 /// `transport` is `"streamable-http"` or a list of client-facing transports.

@@ -8,6 +8,7 @@ mod plugin_hooks;
 mod respond;
 mod router;
 mod streamable_http;
+mod translate;
 
 use crate::gateway::Gateway;
 use async_trait::async_trait;
@@ -64,6 +65,7 @@ impl HttpServerApp for McpApp {
                 match endpoint {
                     Endpoint::Mcp => streamable_http::serve(&self.gateway, route, &mut http).await,
                     Endpoint::Health => health::serve(route, &mut http).await,
+                    Endpoint::ResourceMetadata => streamable_http::resource_metadata(route, &mut http).await,
                 }
             }
             None => {

@@ -5,8 +5,8 @@
 //! [`Chain::wants`] first, so a plugin-free route pays nothing.
 
 use crate::mcp::jsonrpc::{self, Kind, Message};
-use crate::plugin::bindings::{Direction, Header, HttpRequest, McpMessage, MessageKind};
-use crate::plugin::chain::{Chain, HeaderSelection, Verdict};
+use crate::plugin::bindings::{Direction, Header, HttpRequest, McpMessage, MessageKind, RpcError};
+use crate::plugin::chain::{HeaderSelection, Verdict};
 use crate::plugin::loaded::Hook;
 use crate::route::Route;
 use bytes::Bytes;
@@ -18,6 +18,8 @@ use std::borrow::Cow;
 #[derive(Default, Clone)]
 pub struct Caller {
     pub principal: Option<String>,
+    /// What an auth plugin said the client may do.
+    pub scopes: Vec<String>,
     pub client: String,
     pub headers: Vec<Header>,
 }
@@ -36,11 +38,12 @@ impl Caller {
                 })
                 .collect(),
         };
-        Caller { principal: None, client, headers }
+        Caller { principal: None, scopes: Vec::new(), client, headers }
     }
 }
 
-/// Runs the HTTP-request hook; `Some(rejection)` stops the request.
+/// Runs the HTTP-request hook; `Some(verdict)` (a rejection or an HTTP
+/// reply) stops the request.
 pub async fn http_request(route: &Route, http: &ServerSession, caller: &mut Caller) -> Option<Verdict> {
     let mut request = HttpRequest {
         method: http.req_header().method.as_str().to_string(),
@@ -49,7 +52,7 @@ pub async fn http_request(route: &Route, http: &ServerSession, caller: &mut Call
         client_address: caller.client.clone(),
         route: route.name.to_string(),
     };
-    let verdict = route.plugins.on_http_request(&mut request, &mut caller.principal).await;
+    let verdict = route.plugins.on_http_request(&mut request, &mut caller.principal, &mut caller.scopes).await;
     caller.headers = request.headers;
     match verdict {
         Verdict::Proceed => None,
@@ -57,7 +60,7 @@ pub async fn http_request(route: &Route, http: &ServerSession, caller: &mut Call
             tracing::warn!(server = %route.name, "a plugin answered an HTTP request hook directly; ignored");
             None
         }
-        reject => Some(reject),
+        stop => Some(stop),
     }
 }
 
@@ -83,12 +86,15 @@ fn subject(message: &Message) -> Option<String> {
     }
 }
 
+/// What hooks see of `message`. `answering` is the request a response
+/// answers: responses carry that request's method and name.
 pub fn view(
     route: &Route,
     caller: &Caller,
     session: Option<&str>,
     direction: Direction,
     message: &Message,
+    answering: Option<&Message>,
 ) -> McpMessage {
     let kind = match message.kind() {
         Kind::Request => MessageKind::Request,
@@ -98,17 +104,32 @@ pub fn view(
     McpMessage {
         direction,
         kind,
-        method: message.method.as_ref().map(|m| m.to_string()),
+        method: message.method.as_ref().or(answering.and_then(|a| a.method.as_ref())).map(|m| m.to_string()),
         id: message.id.map(|i| i.get().to_string()),
-        name: subject(message),
+        name: match (kind, answering) {
+            (MessageKind::Response, Some(request)) => subject(request),
+            _ => subject(message),
+        },
         params: message.params.or(message.result).map(|p| p.get().to_string()),
         error: message.error.map(|e| e.get().to_string()),
         session: session.map(str::to_owned),
         principal: caller.principal.clone(),
+        scopes: caller.scopes.clone(),
         client_address: caller.client.clone(),
         headers: caller.headers.clone(),
         route: route.name.to_string(),
     }
+}
+
+/// A JSON-RPC error response with a plugin's code, message and `data`.
+pub fn error_response(id: Option<&RawValue>, error: &RpcError) -> Vec<u8> {
+    let body = crate::mcp::errors::error_body(id, error.code.into(), &error.message);
+    let Some(data) = error.data.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()) else {
+        return body;
+    };
+    let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    value["error"]["data"] = data;
+    value.to_string().into_bytes()
 }
 
 /// What became of a message after the hooks.
@@ -120,14 +141,14 @@ pub enum Filtered {
 }
 
 /// Runs `hook` over the message in `bytes`; rewrites it when a plugin
-/// changed its params (or result).
+/// changed its params (or result). `answering`: see [`view`].
 pub async fn message(
-    chain: &Chain,
     hook: Hook,
     route: &Route,
     caller: &Caller,
     session: Option<&str>,
     bytes: Bytes,
+    answering: Option<&Message<'_>>,
 ) -> Filtered {
     let Ok(message) = Message::parse(&bytes) else {
         return Filtered::Pass(bytes);
@@ -136,9 +157,9 @@ pub async fn message(
         Hook::Response => Direction::ServerToClient,
         _ => Direction::ClientToServer,
     };
-    let mut seen = view(route, caller, session, direction, &message);
+    let mut seen = view(route, caller, session, direction, &message, answering);
     let original = seen.params.clone();
-    match chain.on_message(hook, &mut seen).await {
+    match route.plugins.on_message(hook, &mut seen).await {
         Verdict::Proceed if seen.params == original => Filtered::Pass(bytes.clone()),
         Verdict::Proceed => match seen.params.as_deref().map(|p| RawValue::from_string(p.to_string())) {
             Some(Ok(params)) => Filtered::Pass(Bytes::from(rebuild(&message, &params))),

@@ -1,7 +1,10 @@
 //! Which route and endpoint a request is for, by local port and path.
 //!
 //! A server with its own `port` answers at `/mcp` and its health path; a
-//! server on the shared listener answers under `/NAME/`.
+//! server on the shared listener answers under `/NAME/`. Each MCP path also
+//! has an OAuth protected-resource metadata path (RFC 9728:
+//! `/.well-known/oauth-protected-resource` + the MCP path), answered by the
+//! route's plugins (an auth plugin) or 404.
 
 use crate::route::Route;
 use std::collections::HashMap;
@@ -11,7 +14,12 @@ use std::sync::Arc;
 pub enum Endpoint {
     Mcp,
     Health,
+    /// `/.well-known/oauth-protected-resource/…` for this route.
+    ResourceMetadata,
 }
+
+/// RFC 9728's well-known prefix; the resource's path follows it.
+pub const RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
 
 #[derive(Default)]
 pub struct Router {
@@ -25,6 +33,8 @@ impl Router {
             let entries = router.by_port.entry(route.settings.listen.port()).or_default();
             entries.push((route.settings.mcp_path(), Endpoint::Mcp, Arc::clone(route)));
             entries.push((route.settings.health_route(), Endpoint::Health, Arc::clone(route)));
+            let metadata = format!("{RESOURCE_METADATA}{}", route.settings.mcp_path());
+            entries.push((metadata, Endpoint::ResourceMetadata, Arc::clone(route)));
         }
         router
     }

@@ -93,7 +93,26 @@ async fn answer_verdict(
             }
         },
         Verdict::Respond(_) | Verdict::Proceed => respond::empty(http, 202, &[]).await,
+        Verdict::Reply(reply) => {
+            let headers: Vec<(&str, &str)> =
+                reply.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
+            respond::body(http, reply.status, None, &headers, Bytes::from(reply.body)).await
+        }
     }
+}
+
+/// `/.well-known/oauth-protected-resource/…`: what the route's plugins
+/// answer (an auth plugin replies with the document), else 404.
+pub async fn resource_metadata(route: &Arc<Route>, http: &mut ServerSession) -> pingora::Result<()> {
+    let plugins = &route.plugins;
+    if plugins.wants(Hook::HttpRequest) {
+        let mut caller = Caller::of(http, client_address(http), &plugins.headers);
+        if let Some(verdict @ Verdict::Reply(_)) = plugin_hooks::http_request(route, http, &mut caller).await {
+            return answer_verdict(http, None, verdict, false).await;
+        }
+    }
+    let body = Bytes::from(r#"{"error":"this route publishes no protected-resource metadata"}"#);
+    respond::json(http, 404, &[], body).await
 }
 
 /// A plugin's rejection: its status, headers and JSON-RPC error.
@@ -103,13 +122,7 @@ async fn reject(http: &mut ServerSession, id: Option<&RawValue>, rejection: &Rej
         _ => 500,
     };
     let headers: Vec<(&str, &str)> = rejection.headers.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
-    let error = &rejection.error;
-    let mut body = error_body(id, error.code.into(), &error.message);
-    if let Some(data) = error.data.as_deref().and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok()) {
-        let mut value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        value["error"]["data"] = data;
-        body = value.to_string().into_bytes();
-    }
+    let body = plugin_hooks::error_response(id, &rejection.error);
     respond::json(http, status, &headers, Bytes::from(body)).await
 }
 
@@ -173,9 +186,7 @@ async fn post(
         false => body.clone(),
         true => {
             let session = header(http, SESSION_HEADER).map(str::to_owned);
-            match plugin_hooks::message(&route.plugins, Hook::Request, route, caller, session.as_deref(), body.clone())
-                .await
-            {
+            match plugin_hooks::message(Hook::Request, route, caller, session.as_deref(), body.clone(), None).await {
                 Filtered::Pass(bytes) => bytes,
                 Filtered::Stop(verdict) => {
                     let is_request = message.kind() == Kind::Request;
@@ -189,6 +200,9 @@ async fn post(
             .await;
     };
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), "POST");
+    if let Some(translator) = &route.translator {
+        return super::translate::post(route, translator, http, &message, caller).await;
+    }
     match (message.kind(), message.method()) {
         (Kind::Request, "initialize") => match &route.pool {
             Some(_) => initialize_from_pool(route, http, &message).await,
@@ -261,7 +275,7 @@ async fn find_session(
 
 /// 400 for an `MCP-Protocol-Version` mcpd does not speak; a missing header
 /// means 2025-03-26 and is fine.
-async fn check_protocol_version(http: &mut ServerSession, id: Option<&RawValue>) -> pingora::Result<bool> {
+pub(super) async fn check_protocol_version(http: &mut ServerSession, id: Option<&RawValue>) -> pingora::Result<bool> {
     match header(http, PROTOCOL_HEADER) {
         Some(v) if !version::is_supported(v) => {
             let message = format!(
@@ -314,7 +328,8 @@ async fn initialize_session(
     let outcome = match call {
         Ok(call) => {
             let extra = [(SESSION_HEADER, session.id.as_str())];
-            let target = Target { caller, session: Some(&session.id), outbox: Some(&session.outbox) };
+            let target =
+                Target { caller, session: Some(&session.id), outbox: Some(&session.outbox), request: Some(message) };
             relay(http, route, call, message.id, target, &extra).await?
         }
         Err(error) => {
@@ -384,6 +399,7 @@ async fn request(
                 caller,
                 session: session.as_ref().map(|s| s.id.as_str()),
                 outbox: session.as_ref().map(|s| &*s.outbox),
+                request: Some(message),
             };
             relay(http, route, call, id, target, &[]).await.map(|_| ())
         }
@@ -498,7 +514,7 @@ async fn client_answer(
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     /// The server answered (with a result).
     Answered,
     /// The server answered with a JSON-RPC error.
@@ -508,10 +524,12 @@ enum Outcome {
 }
 
 /// Who a relayed answer is for.
-struct Target<'a> {
-    caller: &'a Caller,
-    session: Option<&'a str>,
-    outbox: Option<&'a Outbox>,
+pub(super) struct Target<'a> {
+    pub caller: &'a Caller,
+    pub session: Option<&'a str>,
+    pub outbox: Option<&'a Outbox>,
+    /// The request being answered (response hooks see its method and name).
+    pub request: Option<&'a Message<'a>>,
 }
 
 /// Runs the response hooks over a server message; `None` drops it.
@@ -519,7 +537,7 @@ async fn server_message(route: &Route, target: &Target<'_>, bytes: Bytes) -> Opt
     if !route.plugins.wants(Hook::Response) {
         return Some(bytes);
     }
-    match plugin_hooks::message(&route.plugins, Hook::Response, route, target.caller, target.session, bytes).await {
+    match plugin_hooks::message(Hook::Response, route, target.caller, target.session, bytes, None).await {
         Filtered::Pass(bytes) => Some(bytes),
         Filtered::Stop(_) => {
             tracing::debug!(server = %route.name, "a plugin dropped a server message");
@@ -529,7 +547,7 @@ async fn server_message(route: &Route, target: &Target<'_>, bytes: Bytes) -> Opt
 }
 
 /// Runs the response hooks over the answer to request `id`.
-async fn server_answer(
+pub(super) async fn server_answer(
     route: &Route,
     target: &Target<'_>,
     id: Option<&RawValue>,
@@ -539,7 +557,8 @@ async fn server_answer(
     if !route.plugins.wants(Hook::Response) {
         return (bytes, outcome);
     }
-    match plugin_hooks::message(&route.plugins, Hook::Response, route, target.caller, target.session, bytes).await {
+    let hooked = plugin_hooks::message(Hook::Response, route, target.caller, target.session, bytes, target.request);
+    match hooked.await {
         Filtered::Pass(bytes) => (bytes, outcome),
         Filtered::Stop(Verdict::Reject(rejection)) => {
             let error = &rejection.error;
@@ -555,6 +574,12 @@ async fn server_answer(
                 (Bytes::from(error_body(id, INTERNAL_ERROR, text)), Outcome::Failed)
             }
         },
+        Filtered::Stop(Verdict::Reply(_)) => {
+            // The answer may already be streaming: no HTTP status to change.
+            tracing::warn!(server = %route.name, "a plugin replied with HTTP from a response hook; not allowed there");
+            let text = "a plugin replaced the answer with an HTTP reply, which response hooks may not do";
+            (Bytes::from(error_body(id, INTERNAL_ERROR, text)), Outcome::Failed)
+        }
         Filtered::Stop(Verdict::Proceed) => unreachable!("a proceed verdict passes the message on"),
     }
 }
@@ -644,7 +669,7 @@ async fn get(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession, ca
         let message = "Accept must list text/event-stream for the GET stream";
         return respond::rpc_error(http, 406, None, INVALID_REQUEST, message, &[]).await;
     }
-    if route.pool.is_some() {
+    if route.sessionless() {
         let message = "this server runs without sessions: there is no GET stream";
         return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
     }
@@ -658,7 +683,7 @@ async fn get(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession, ca
     let _busy = session.enter(&gateway.sessions);
     respond::sse_start(http, &[]).await?;
     let keepalive = route.settings.http.sse_keepalive;
-    let target = Target { caller, session: Some(&session.id), outbox: None };
+    let target = Target { caller, session: Some(&session.id), outbox: None, request: None };
     loop {
         tokio::select! {
             message = messages.recv() => match message {
@@ -681,7 +706,7 @@ async fn get(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession, ca
 }
 
 async fn delete(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession) -> pingora::Result<()> {
-    if route.pool.is_some() {
+    if route.sessionless() {
         let message = "this server runs without sessions: there is nothing to delete";
         return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
     }

@@ -1,14 +1,17 @@
 //! Host side of the `mcpd:plugin` WIT contract: the generated bindings and
-//! the host imports (`host`, `store`) a plugin calls.
+//! the host imports (`host`, `store`, `http-client`) a plugin calls.
 //!
 //! [`HostState`] is what each plugin instance's store carries: its sandboxed
 //! WASI context (no files, no network, no environment, output discarded),
-//! its memory limits, and the plugin's shared context (name, config, store).
+//! its memory limits, and the plugin's shared context (name, config, store,
+//! allowed hosts). The `translator-plugin` world's bindings live in
+//! [`translator`] and reuse these imports.
 
-use super::kv::KvStore;
+use super::outbound;
+use super::store::PluginStore;
 use crate::metrics;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -16,11 +19,35 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
+    imports: {
+        // These wait on the network (Redis, HTTP); the rest answer at once.
+        "mcpd:plugin/store.incr": async,
+        "mcpd:plugin/store.get": async,
+        "mcpd:plugin/store.set": async,
+        "mcpd:plugin/store.delete": async,
+        "mcpd:plugin/store.take": async,
+        "mcpd:plugin/http-client.send": async,
+    },
     exports: { default: async },
 });
 
+/// Bindings of the `translator-plugin` world, sharing the imports above.
+pub mod translator {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "translator-plugin",
+        exports: { default: async },
+        with: {
+            "mcpd:plugin/types": super::mcpd::plugin::types,
+            "mcpd:plugin/host": super::mcpd::plugin::host,
+            "mcpd:plugin/store": super::mcpd::plugin::store,
+            "mcpd:plugin/http-client": super::mcpd::plugin::http_client,
+        },
+    });
+}
+
 pub use exports::mcpd::plugin::hooks::{Decision, HttpRequest, McpMessage, PluginInfo};
-pub use mcpd::plugin::types::{Changes, Direction, Header, HookSet, MessageKind, Rejection, RpcError};
+pub use mcpd::plugin::types::{Changes, Direction, Header, HookSet, HttpReply, MessageKind, Rejection, RpcError};
 
 /// What every instance of one configured plugin shares.
 pub struct PluginContext {
@@ -28,7 +55,11 @@ pub struct PluginContext {
     pub name: std::sync::RwLock<String>,
     /// The plugin's `config` table as JSON text.
     pub config_json: String,
-    pub kv: Arc<KvStore>,
+    pub store: Arc<PluginStore>,
+    /// Hosts the `http-client` import may reach.
+    pub allow_hosts: Vec<String>,
+    /// Largest HTTP answer the plugin may read (its `max_output`).
+    pub max_answer: usize,
     pub started: Instant,
 }
 
@@ -47,6 +78,9 @@ pub struct HostState {
     table: ResourceTable,
     pub limits: StoreLimits,
     pub context: Arc<PluginContext>,
+    /// Time this call spent waiting on the network; the CPU deadline is
+    /// extended by it (see `loaded::instantiate`), since waiting is not CPU.
+    pub waited: Duration,
 }
 
 impl HostState {
@@ -59,7 +93,7 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        HostState { wasi, table: ResourceTable::new(), limits, context }
+        HostState { wasi, table: ResourceTable::new(), limits, context, waited: Duration::ZERO }
     }
 }
 
@@ -106,24 +140,80 @@ impl mcpd::plugin::host::Host for HostState {
     }
 }
 
+impl HostState {
+    /// Runs a network wait, counting its time as waited rather than CPU.
+    async fn waiting<T>(&mut self, wait: impl std::future::Future<Output = T>) -> T {
+        let started = Instant::now();
+        let result = wait.await;
+        self.waited += started.elapsed();
+        result
+    }
+}
+
 impl mcpd::plugin::store::Host for HostState {
-    fn incr(&mut self, key: String, delta: i64, ttl_ms: u64) -> Result<i64, String> {
-        let key = self.context.key(&key);
-        self.context.kv.incr(key, delta, ttl_ms)
+    async fn incr(&mut self, key: String, delta: i64, ttl_ms: u64) -> Result<i64, String> {
+        let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
+        self.waiting(store.incr(key, delta, ttl_ms)).await
     }
 
-    fn get(&mut self, key: String) -> Result<Option<String>, String> {
-        Ok(self.context.kv.get(&self.context.key(&key)))
+    async fn get(&mut self, key: String) -> Result<Option<String>, String> {
+        let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
+        self.waiting(store.get(key)).await
     }
 
-    fn set(&mut self, key: String, value: String, ttl_ms: u64) -> Result<(), String> {
-        let key = self.context.key(&key);
-        self.context.kv.set(key, value, ttl_ms);
-        Ok(())
+    async fn set(&mut self, key: String, value: String, ttl_ms: u64) -> Result<(), String> {
+        let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
+        self.waiting(store.set(key, value, ttl_ms)).await
     }
 
-    fn delete(&mut self, key: String) -> Result<(), String> {
-        self.context.kv.delete(&self.context.key(&key));
-        Ok(())
+    async fn delete(&mut self, key: String) -> Result<(), String> {
+        let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
+        self.waiting(store.delete(key)).await
+    }
+
+    async fn take(
+        &mut self,
+        key: String,
+        capacity: u64,
+        period_ms: u64,
+        cost: u64,
+    ) -> Result<mcpd::plugin::store::Bucket, String> {
+        let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
+        let state = self.waiting(store.take(key, capacity, period_ms, cost)).await?;
+        Ok(mcpd::plugin::store::Bucket {
+            allowed: state.allowed,
+            remaining: state.remaining,
+            retry_after_ms: state.retry_after_ms,
+        })
+    }
+}
+
+impl mcpd::plugin::http_client::Host for HostState {
+    async fn send(
+        &mut self,
+        request: mcpd::plugin::http_client::Request,
+    ) -> Result<mcpd::plugin::http_client::Response, String> {
+        let outbound = outbound::Outbound {
+            method: request.method,
+            url: request.url,
+            headers: request.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+            body: request.body,
+            timeout: Duration::from_millis(u64::from(request.timeout_ms.max(1))),
+        };
+        let context = Arc::clone(&self.context);
+        let url = outbound.url.clone();
+        let answer = self.waiting(outbound::send(outbound, &context.allow_hosts, context.max_answer)).await;
+        let plugin = context.name();
+        match &answer {
+            Ok(a) => tracing::debug!(plugin, url, status = a.status, "plugin HTTP request"),
+            Err(e) => tracing::info!(plugin, url, "plugin HTTP request failed: {e}"),
+        }
+        metrics::PLUGIN_HTTP.with_label_values(&[plugin.as_str(), if answer.is_ok() { "ok" } else { "error" }]).inc();
+        let answer = answer?;
+        Ok(mcpd::plugin::http_client::Response {
+            status: answer.status,
+            headers: answer.headers.into_iter().map(|(name, value)| Header { name, value }).collect(),
+            body: answer.body,
+        })
     }
 }

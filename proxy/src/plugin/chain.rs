@@ -7,9 +7,11 @@
 //! entry's `on_error`: "closed" rejects the request with 503, "open" carries
 //! on as if the plugin had said `proceed`.
 
-use super::bindings::{Decision, Header, HookSet, HttpRequest, McpMessage, PluginContext, Rejection, RpcError};
-use super::kv::KvStore;
+use super::bindings::{
+    Decision, Header, HookSet, HttpReply, HttpRequest, McpMessage, PluginContext, Rejection, RpcError,
+};
 use super::loaded::{Hook, Limits, LoadedPlugin};
+use super::store::PluginStore;
 use super::{PluginError, engine};
 use crate::config::{OnError, PluginSettings};
 use crate::metrics;
@@ -45,14 +47,16 @@ fn limits(settings: &PluginSettings) -> Limits {
 impl PluginSlot {
     pub async fn load(
         settings: PluginSettings,
-        kv: Arc<KvStore>,
+        store: Arc<PluginStore>,
         cache_dir: Option<PathBuf>,
     ) -> Result<Arc<PluginSlot>, PluginError> {
         let label = settings.path.display().to_string();
         let context = Arc::new(PluginContext {
             name: RwLock::new(label.clone()),
             config_json: settings.config_json.clone(),
-            kv,
+            store,
+            allow_hosts: settings.allow_hosts.clone(),
+            max_answer: settings.max_output,
             started: Instant::now(),
         });
         let stamp = file_stamp(&settings.path);
@@ -129,6 +133,7 @@ pub enum Verdict {
     Proceed,
     Reject(Rejection),
     Respond(String),
+    Reply(HttpReply),
 }
 
 /// Which request headers a chain's plugins see.
@@ -184,8 +189,14 @@ impl Chain {
         self.entries.iter().any(|slot| slot.current().hooks.contains(hook.flag()))
     }
 
-    /// Runs the HTTP-request hook; `principal` and `headers` collect changes.
-    pub async fn on_http_request(&self, request: &mut HttpRequest, principal: &mut Option<String>) -> Verdict {
+    /// Runs the HTTP-request hook; `principal`, `scopes` and the request's
+    /// headers collect changes.
+    pub async fn on_http_request(
+        &self,
+        request: &mut HttpRequest,
+        principal: &mut Option<String>,
+        scopes: &mut Vec<String>,
+    ) -> Verdict {
         for slot in &self.entries {
             let plugin = slot.current();
             if !plugin.hooks.contains(HookSet::HTTP_REQUEST) {
@@ -197,6 +208,9 @@ impl Chain {
                 Step::Next(Some(changes)) => {
                     if changes.principal.is_some() {
                         *principal = changes.principal;
+                    }
+                    if let Some(granted) = changes.scopes {
+                        *scopes = granted;
                     }
                     merge_headers(&mut request.headers, changes.headers);
                 }
@@ -223,6 +237,9 @@ impl Chain {
                     if changes.principal.is_some() {
                         message.principal = changes.principal;
                     }
+                    if let Some(granted) = changes.scopes {
+                        message.scopes = granted;
+                    }
                     merge_headers(&mut message.headers, changes.headers);
                 }
                 Step::Stop(verdict) => return verdict,
@@ -246,7 +263,8 @@ async fn timed(
         Ok(Decision::Modify(_)) => 1,
         Ok(Decision::Reject(_)) => 2,
         Ok(Decision::Respond(_)) => 3,
-        Err(_) => 4,
+        Ok(Decision::Reply(_)) => 4,
+        Err(_) => 5,
     };
     plugin.metrics.calls[hook.index()][outcome].inc();
     result
@@ -263,6 +281,7 @@ fn settle(slot: &PluginSlot, plugin: &LoadedPlugin, result: Result<Decision, Plu
         Ok(Decision::Modify(changes)) => Step::Next(Some(changes)),
         Ok(Decision::Reject(rejection)) => Step::Stop(Verdict::Reject(rejection)),
         Ok(Decision::Respond(result)) => Step::Stop(Verdict::Respond(result)),
+        Ok(Decision::Reply(reply)) => Step::Stop(Verdict::Reply(reply)),
         Err(error) => {
             metrics::PLUGIN_FAILURES.with_label_values(&[plugin.name.as_str(), error.kind()]).inc();
             match slot.settings.on_error {

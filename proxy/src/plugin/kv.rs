@@ -1,9 +1,8 @@
 //! The plugins' key-value store with expiry (the `store` import), in memory.
 //!
-//! Keys are namespaced by plugin. Integers (`incr`) and text (`set`) share
-//! one map; expired entries vanish on access and in a periodic sweep. A Redis
-//! backend will take this one's place behind the same methods, so that
-//! counters hold across mcpd nodes.
+//! Keys are namespaced by plugin. Integers (`incr`), text (`set`) and token
+//! buckets (`take`) share one map; expired entries vanish on access and in a
+//! periodic sweep. [`super::store`] puts this or Redis behind the import.
 
 use dashmap::DashMap;
 use std::time::{Duration, Instant};
@@ -12,6 +11,30 @@ use std::time::{Duration, Instant};
 enum Value {
     Int(i64),
     Text(String),
+    /// Tokens and when they were last topped up.
+    Bucket(f64, Instant),
+}
+
+/// A token bucket after a `take`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketState {
+    pub allowed: bool,
+    pub remaining: u64,
+    pub retry_after_ms: u64,
+}
+
+/// Tops up `tokens` for `elapsed_ms` and takes `cost` if there are enough.
+/// Shared with the Redis backend's script, which does the same sums.
+pub fn take_tokens(tokens: &mut f64, elapsed_ms: f64, capacity: u64, period_ms: u64, cost: u64) -> BucketState {
+    let per_ms = capacity as f64 / period_ms.max(1) as f64;
+    *tokens = (*tokens + elapsed_ms.max(0.0) * per_ms).min(capacity as f64);
+    if *tokens >= cost as f64 {
+        *tokens -= cost as f64;
+        BucketState { allowed: true, remaining: *tokens as u64, retry_after_ms: 0 }
+    } else {
+        let wait = if per_ms > 0.0 { ((cost as f64 - *tokens) / per_ms).ceil() as u64 } else { u64::MAX };
+        BucketState { allowed: false, remaining: *tokens as u64, retry_after_ms: wait }
+    }
 }
 
 #[derive(Debug)]
@@ -48,8 +71,29 @@ impl KvStore {
                 *n = n.saturating_add(delta);
                 Ok(*n)
             }
-            Value::Text(_) => Err("the key holds text, not a counter".into()),
+            _ => Err("the key holds a value that is not a counter".into()),
         }
+    }
+
+    /// See `store.take` in the WIT. The bucket's entry expires once it
+    /// would be full again, so idle buckets do not pile up.
+    pub fn take(&self, key: String, capacity: u64, period_ms: u64, cost: u64) -> Result<BucketState, String> {
+        let now = Instant::now();
+        let full = Duration::from_millis(period_ms.max(1));
+        let mut entry = self
+            .map
+            .entry(key)
+            .or_insert_with(|| Entry { value: Value::Bucket(capacity as f64, now), expires: Some(now + full) });
+        if !entry.live(now) {
+            *entry = Entry { value: Value::Bucket(capacity as f64, now), expires: Some(now + full) };
+        }
+        let Value::Bucket(tokens, last) = &mut entry.value else {
+            return Err("the key holds a value that is not a token bucket".into());
+        };
+        let state = take_tokens(tokens, now.duration_since(*last).as_secs_f64() * 1000.0, capacity, period_ms, cost);
+        *last = now;
+        entry.expires = Some(now + full);
+        Ok(state)
     }
 
     pub fn get(&self, key: &str) -> Option<String> {
@@ -61,6 +105,7 @@ impl KvStore {
         Some(match &entry.value {
             Value::Int(n) => n.to_string(),
             Value::Text(s) => s.clone(),
+            Value::Bucket(tokens, _) => (*tokens as u64).to_string(),
         })
     }
 
@@ -101,5 +146,19 @@ mod tests {
         kv.delete("a");
         assert_eq!(kv.get("a"), None);
         assert_eq!(kv.sweep(), 0);
+    }
+
+    #[test]
+    fn buckets_allow_capacity_then_refuse_with_a_wait() {
+        let kv = KvStore::default();
+        for left in (0..3).rev() {
+            let state = kv.take("b".into(), 3, 60_000, 1).unwrap();
+            assert_eq!((state.allowed, state.remaining), (true, left));
+        }
+        let refused = kv.take("b".into(), 3, 60_000, 1).unwrap();
+        assert!(!refused.allowed);
+        assert!((19_000..=20_000).contains(&refused.retry_after_ms), "{refused:?}");
+        let mut tokens = 0.0;
+        assert!(take_tokens(&mut tokens, 20_000.0, 3, 60_000, 1).allowed, "a token comes back after period/capacity");
     }
 }

@@ -4,8 +4,12 @@
 //!
 //! - [`engine`]: the wasmtime engine, epoch ticker, compile cache
 //! - [`bindings`]: generated WIT bindings and the host imports
-//! - [`kv`]: the store behind the `store` import
-//! - [`loaded`]: one loaded plugin: its instance pool and hook calls
+//! - [`kv`]: the in-memory store behind the `store` import
+//! - [`store`]: memory or Redis behind the `store` import
+//! - [`outbound`]: the `http-client` import's allow-list and requests
+//! - [`instances`]: a component's pool of warm instances, limits, failures
+//! - [`loaded`]: one loaded hook plugin and its hook calls
+//! - [`translator`]: one loaded translator plugin (a route's backend)
 //! - [`chain`]: a route's ordered plugins, decisions and `on_error`
 //!
 //! Isolation: each plugin keeps a small pool of warm instances, and a call
@@ -18,8 +22,12 @@
 pub mod bindings;
 pub mod chain;
 pub mod engine;
+pub mod instances;
 pub mod kv;
 pub mod loaded;
+pub mod outbound;
+pub mod store;
+pub mod translator;
 
 use std::path::PathBuf;
 

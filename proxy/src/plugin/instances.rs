@@ -1,0 +1,158 @@
+//! A pool of warm instances of one component, for either world (hook
+//! plugins and translators): linking, instantiating under the start
+//! deadline, lending an instance to a call, and classifying failures.
+//!
+//! An instance whose call failed in any way is dropped, never reused. The
+//! CPU deadline is an epoch deadline; time a call spends waiting on the
+//! network inside a host import (`HostState::waited`) extends it, since
+//! waiting is not CPU.
+
+use super::bindings::{HostState, PluginContext, PluginInfo};
+use super::{PluginError, engine};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+/// Per-plugin limits, from the plugin's table in mcpd.toml.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// CPU time per call.
+    pub cpu: Duration,
+    /// CPU time for loading (instantiation and `describe`).
+    pub start: Duration,
+    /// Linear memory cap per instance.
+    pub memory: usize,
+    /// Largest output (decision, result) a call may return.
+    pub output: usize,
+    /// Instances kept warm.
+    pub warm: usize,
+}
+
+/// A component world mcpd can host: how to link, instantiate and describe it.
+pub trait World: Sized + Send + 'static {
+    type Pre: Send + Sync + 'static;
+    fn prepare(linker: &mut Linker<HostState>, component: &Component) -> wasmtime::Result<Self::Pre>;
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send;
+    fn describe(&self, store: &mut Store<HostState>) -> impl Future<Output = wasmtime::Result<PluginInfo>> + Send;
+}
+
+/// One instance and its store.
+pub struct Instance<W> {
+    pub store: Store<HostState>,
+    pub exports: W,
+}
+
+impl<W> Instance<W> {
+    /// Arms the CPU deadline for one call.
+    pub fn start_call(&mut self, limit: Duration) {
+        self.store.data_mut().waited = Duration::ZERO;
+        self.store.set_epoch_deadline(ticks(limit));
+    }
+}
+
+pub struct Instances<W: World> {
+    pre: W::Pre,
+    pub context: Arc<PluginContext>,
+    pub limits: Limits,
+    /// For errors: the plugin's name, or its file before it has one.
+    pub label: String,
+    idle: Mutex<Vec<Instance<W>>>,
+}
+
+pub fn ticks(limit: Duration) -> u64 {
+    (limit.as_micros() / engine::TICK.as_micros()).max(1) as u64 + 1
+}
+
+impl<W: World> Instances<W> {
+    /// Links `component`, makes the first instance and asks it to describe
+    /// itself, then warms `limits.warm` instances in all.
+    pub async fn load(
+        component: &Component,
+        context: Arc<PluginContext>,
+        limits: Limits,
+        label: &str,
+    ) -> Result<(Instances<W>, PluginInfo), PluginError> {
+        let failed =
+            |e: wasmtime::Error| PluginError::Instantiate { plugin: label.to_string(), reason: format!("{e:#}") };
+        let mut linker = Linker::<HostState>::new(engine::engine()?);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(failed)?;
+        let pre = W::prepare(&mut linker, component).map_err(failed)?;
+        let mut instances = Instances { pre, context, limits, label: label.to_string(), idle: Mutex::new(Vec::new()) };
+        let (first, info) = instances.instantiate().await?;
+        instances.label = info.name.clone();
+        let mut idle = vec![first];
+        for _ in 1..instances.limits.warm {
+            idle.push(instances.instantiate().await?.0);
+        }
+        instances.idle = Mutex::new(idle);
+        Ok((instances, info))
+    }
+
+    /// A new instance, set up by its `describe` call (plugins build their
+    /// state there), all under the start deadline rather than a call's.
+    pub async fn instantiate(&self) -> Result<(Instance<W>, PluginInfo), PluginError> {
+        let limits = &self.limits;
+        let store_limits = StoreLimitsBuilder::new()
+            .memory_size(limits.memory)
+            .instances(32)
+            .tables(32)
+            .memories(8)
+            .trap_on_grow_failure(true)
+            .build();
+        let engine = engine::engine()?;
+        let mut store = Store::new(engine, HostState::new(Arc::clone(&self.context), store_limits));
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|mut context| {
+            // Give back the time spent waiting on the network, once.
+            let waited = std::mem::take(&mut context.data_mut().waited);
+            match waited.is_zero() {
+                true => Ok(UpdateDeadline::Interrupt),
+                false => Ok(UpdateDeadline::Continue(ticks(waited))),
+            }
+        });
+        store.set_epoch_deadline(ticks(limits.start));
+        let exports =
+            W::instantiate(&self.pre, &mut store).await.map_err(|e| match self.classify(e, limits.start) {
+                PluginError::Trap { plugin, reason } => PluginError::Instantiate { plugin, reason },
+                other => other,
+            })?;
+        let info = exports.describe(&mut store).await.map_err(|e| self.classify(e, limits.start))?;
+        Ok((Instance { store, exports }, info))
+    }
+
+    /// An idle instance, or a new one.
+    pub async fn checkout(&self) -> Result<Instance<W>, PluginError> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match pooled {
+            Some(instance) => Ok(instance),
+            None => Ok(self.instantiate().await?.0),
+        }
+    }
+
+    /// Returns an instance whose call succeeded.
+    pub fn checkin(&self, instance: Instance<W>) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.limits.warm.max(1) * 4 {
+                idle.push(instance);
+            }
+        }
+    }
+
+    /// What a failed call means: timeout, memory, or another trap.
+    pub fn classify(&self, error: wasmtime::Error, deadline: Duration) -> PluginError {
+        let plugin = self.label.clone();
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return PluginError::Timeout { plugin, limit_ms: deadline.as_millis() as u64 };
+        }
+        let text = format!("{error:#}");
+        if text.contains("growing memory") || text.contains("memory limit") {
+            return PluginError::OutOfMemory { plugin, limit: self.limits.memory };
+        }
+        PluginError::Trap { plugin, reason: text.lines().take(3).collect::<Vec<_>>().join(" / ") }
+    }
+}
