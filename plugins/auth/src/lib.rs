@@ -1,17 +1,167 @@
-//! mcpd's auth plugin (work in progress).
+//! mcpd's auth plugin: API keys, JWT bearer tokens and an OAuth 2.1
+//! resource server (MCP authorization, RFC 9728) for one route.
+//!
+//! - `on-http-request`: answers `GET /.well-known/oauth-protected-resource<path>`
+//!   with the route's metadata document; every other request must carry a
+//!   valid credential (else 401 with a `WWW-Authenticate: Bearer` challenge)
+//!   and the `required_scopes` (else 403); the principal and scopes are then
+//!   set for later hooks and plugins.
+//! - `on-request`: a `tools/call` of a tool that `tool_scopes` guards needs
+//!   those scopes, else 403 `insufficient_scope` (step-up authorization).
+//!
+//! The README describes every config key, the metrics and what clients see.
 
+mod apikeys;
+mod authenticate;
+mod challenge;
+mod cidr;
+mod config;
+mod credentials;
+mod duration;
+mod identity;
+mod jwt;
+mod metadata;
+mod origin;
+mod paths;
+mod scopes;
+mod telemetry;
+
+use mcpd_plugin_sdk::clock;
 use mcpd_plugin_sdk::prelude::*;
 
-struct Auth;
+use crate::config::Policy;
+use crate::identity::Refusal;
+use crate::origin::{Resource, WELL_KNOWN};
+use crate::paths::RoutePaths;
+use crate::telemetry::Labels;
+
+pub struct Auth {
+    policy: Policy,
+    paths: RoutePaths,
+    labels: Labels,
+}
 
 impl Plugin for Auth {
     fn info() -> Info {
-        Info::new("auth", env!("CARGO_PKG_VERSION"), Hooks::REQUEST)
+        Info::new("auth", env!("CARGO_PKG_VERSION"), Hooks::HTTP_REQUEST | Hooks::REQUEST)
     }
 
-    fn new(_config: Config) -> Result<Self, Error> {
-        Ok(Auth)
+    fn new(config: Config) -> Result<Self, Error> {
+        let policy = Policy::from_config(&config)?;
+        let labels = Labels::new(policy.metric_label_values);
+        Ok(Auth { policy, paths: RoutePaths::default(), labels })
+    }
+
+    fn on_http_request(&mut self, request: &HttpRequest) -> Decision {
+        if let Some(resource_path) = metadata_path(&request.path) {
+            return self.metadata_document(request, resource_path);
+        }
+        // A CORS preflight carries no credentials by design.
+        if request.method.eq_ignore_ascii_case("OPTIONS") {
+            return Decision::proceed();
+        }
+        self.paths.remember(&request.route, &request.path);
+        let resource = self.policy.origins.resource(&request.headers, &request.client_address, &request.path);
+        self.check_credentials(&request.headers, &resource)
+    }
+
+    fn on_request(&mut self, message: &Message) -> Decision {
+        let Some(principal) = message.principal.as_deref() else {
+            // The HTTP hook authenticates every request before this one;
+            // a message without a principal got past it some other way.
+            let metadata_url = self.metadata_url(message);
+            return challenge::unauthorized(&Refusal::Missing, &self.required_scopes(), metadata_url.as_deref());
+        };
+        let Some(tool) = message.tool_name() else {
+            return Decision::proceed();
+        };
+        // Owned: the challenge below needs `&mut self` for the metadata URL.
+        let needed: Vec<String> = self.policy.tool_scopes.required(tool).into_iter().map(str::to_string).collect();
+        if needed.is_empty() {
+            return Decision::proceed();
+        }
+        let mut missing = Vec::new();
+        for scope in &needed {
+            let granted = message.has_scope(scope);
+            self.labels.scope_check(principal, tool, scope, granted);
+            if !granted {
+                missing.push(scope.as_str());
+            }
+        }
+        if missing.is_empty() {
+            return Decision::proceed();
+        }
+        self.labels.denial(principal, tool, "insufficient_scope");
+        log::info!("{principal} may not call {tool}: missing scope {}", missing.join(" "));
+        let message_text = format!("tool {tool} needs scope {}", needed.join(" "));
+        let needed: Vec<&str> = needed.iter().map(String::as_str).collect();
+        let metadata_url = self.metadata_url(message);
+        challenge::insufficient_scope(&needed, metadata_url.as_deref(), message_text)
     }
 }
 
+impl Auth {
+    /// RFC 9728 §3: the metadata document for the resource at `resource_path`.
+    fn metadata_document(&mut self, request: &HttpRequest, resource_path: &str) -> Decision {
+        let Some(metadata) = &self.policy.metadata else {
+            return Decision::reply(404, r#"{"error":"not_found"}"#);
+        };
+        if !request.method.eq_ignore_ascii_case("GET") {
+            return Decision::reply(405, r#"{"error":"method_not_allowed"}"#).header("allow", "GET");
+        }
+        let resource = self.policy.origins.resource(&request.headers, &request.client_address, resource_path);
+        if !resource_path.is_empty() {
+            self.paths.remember(&request.route, resource_path);
+        }
+        Decision::reply(200, metadata.document(&resource))
+            .header("cache-control", "max-age=300")
+            // Browser-based MCP clients fetch it from another origin.
+            .header("access-control-allow-origin", "*")
+    }
+
+    fn check_credentials(&mut self, headers: &[Header], resource: &Resource) -> Decision {
+        let now = clock::now_millis();
+        let result =
+            authenticate::authenticate(&self.policy.api_keys, self.policy.jwt.as_mut(), headers, &resource.uri(), now);
+        let metadata_url = self.policy.metadata.as_ref().map(|_| resource.metadata_url());
+        let required = self.required_scopes();
+        let identity = match result {
+            Ok(identity) => identity,
+            Err(refusal) => {
+                telemetry::authentication(refusal.method_label(), refusal.label());
+                log::debug!("refused: {}", refusal.description());
+                return challenge::unauthorized(&refusal, &required, metadata_url.as_deref());
+            }
+        };
+        if let Some(scope) = required.iter().find(|s| !identity.scopes.iter().any(|have| have == *s)) {
+            telemetry::authentication(identity.method.label(), "insufficient_scope");
+            let message = format!("{} lacks scope {scope}, which this resource requires", identity.principal);
+            return challenge::insufficient_scope(&required, metadata_url.as_deref(), message);
+        }
+        telemetry::authentication(identity.method.label(), "ok");
+        Decision::modify().principal(identity.principal).scopes(identity.scopes)
+    }
+
+    fn required_scopes(&self) -> Vec<&str> {
+        self.policy.required_scopes.iter().map(String::as_str).collect()
+    }
+
+    /// The metadata URL for a message's route, when the plugin serves one.
+    fn metadata_url(&mut self, message: &Message) -> Option<String> {
+        self.policy.metadata.as_ref()?;
+        let path = self.paths.lookup(&message.route).unwrap_or_default();
+        Some(self.policy.origins.resource(&message.headers, &message.client_address, &path).metadata_url())
+    }
+}
+
+/// `/.well-known/oauth-protected-resource/mcp` → `/mcp` (and the bare
+/// well-known path → the root resource).
+fn metadata_path(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(WELL_KNOWN)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
 mcpd_plugin_sdk::export_plugin!(Auth);
+
+#[cfg(test)]
+pub(crate) mod tests;
