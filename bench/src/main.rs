@@ -3,13 +3,19 @@
 //! - `hooks`: the cost of one plugin hook call (noop and JSON-inspecting).
 //! - `plugins`: end-to-end tool-call throughput through mcpd with 0, 1 and
 //!   3 plugins, in one run (ratios are fair on a noisy machine).
+//! - `gateways`: the fixture HTTP server directly, mcpd in front of the
+//!   stdio fixture server, and other gateways (supergateway, mcp-proxy) in
+//!   front of the same server, at 1, 16 and 64 clients, in one run.
 //! - `load`: the load generator alone, against any MCP endpoint.
 //!
 //! On a machine with two or more cores, mcpd (and the server it runs) is
 //! pinned to core 1 and the load generator to core 0.
 
+mod gateways;
 mod hooks;
 mod load;
+mod procstat;
+mod targets;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -37,6 +43,25 @@ enum Cmd {
         /// Measured seconds per scenario (after one second of warm-up).
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+    },
+    /// Direct HTTP server vs mcpd vs other gateways (run bench/install-gateways.sh first).
+    Gateways {
+        /// Concurrent clients (sessions), one run per level.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+        clients: Vec<usize>,
+        /// Measured seconds per run (after one second of warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// A quick check: 200 requests per run at 1 and 16 clients.
+        #[arg(long)]
+        smoke: bool,
+        /// Targets by name, comma-separated (default: all but those marked optional).
+        #[arg(long, value_delimiter = ',')]
+        targets: Vec<String>,
+        /// Where bench/install-gateways.sh installed the other gateways
+        /// (default: $MCPD_BENCH_CACHE, else ~/.cache/mcpd-bench).
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Load an MCP endpoint: `--addr 127.0.0.1:8080 --path /mcp`.
     Load {
@@ -172,7 +197,8 @@ async fn plugins(clients: usize, seconds: u64) -> anyhow::Result<()> {
         }
         let _gateway = start_mcpd(&config, port).await?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let result = load::run(addr, "/mcp", clients, Duration::from_secs(1), Duration::from_secs(seconds)).await?;
+        let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
+        let result = load::run(addr, "/mcp", clients, budget).await?;
         let rate = result.rate();
         let base = *baseline.get_or_insert(rate);
         println!(
@@ -188,6 +214,55 @@ async fn plugins(clients: usize, seconds: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn gateways(
+    mut levels: Vec<usize>,
+    seconds: u64,
+    smoke: bool,
+    names: Vec<String>,
+    cache: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let chosen: Vec<&targets::Target> = match names.is_empty() {
+        true => targets::TARGETS.iter().filter(|t| t.default).collect(),
+        false => names
+            .iter()
+            .map(|name| {
+                let known = || targets::TARGETS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ");
+                targets::TARGETS
+                    .iter()
+                    .find(|t| t.name == name)
+                    .ok_or_else(|| anyhow::anyhow!("unknown target {name:?} (known: {})", known()))
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let cache = cache
+        .or_else(|| std::env::var_os("MCPD_BENCH_CACHE").map(PathBuf::from))
+        .unwrap_or_else(|| home.join(".cache/mcpd-bench"));
+    let paths = targets::Paths { bin: bin_dir(), cache, pin: cores() >= 2 };
+    let budget = match smoke {
+        true => {
+            levels.retain(|&n| n <= 16);
+            load::Budget {
+                warmup: Duration::from_millis(100),
+                duration: Duration::from_secs(30),
+                max_requests: Some(200),
+            }
+        }
+        false => load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds)),
+    };
+    let pinning = match paths.pin {
+        true => "load generator on core 0, target (and its servers) on core 1",
+        false => "one core: nothing pinned",
+    };
+    let amount = match budget.max_requests {
+        Some(n) => format!("{n} requests per run"),
+        None => format!("{seconds} s per run after 1 s warm-up"),
+    };
+    println!("tools/call echo; {amount}; {} cores, {pinning}", cores());
+    println!();
+    gateways::run(&chosen, &levels, budget, &paths).await
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cores() >= 2 {
@@ -198,8 +273,12 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Cmd::Hooks { iterations } => hooks(iterations).await,
             Cmd::Plugins { clients, seconds } => plugins(clients, seconds).await,
+            Cmd::Gateways { clients, seconds, smoke, targets, cache } => {
+                gateways(clients, seconds, smoke, targets, cache).await
+            }
             Cmd::Load { addr, path, clients, seconds } => {
-                let r = load::run(addr, &path, clients, Duration::from_secs(1), Duration::from_secs(seconds)).await?;
+                let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
+                let r = load::run(addr, &path, clients, budget).await?;
                 println!(
                     "{:.0} req/s  p50 {:.0} µs  p90 {:.0} µs  p99 {:.0} µs  max {:.0} µs  errors {}",
                     r.rate(),
