@@ -1,8 +1,9 @@
 //! The `Translator` trait: a component that *is* a route's MCP server
 //! (world `translator-plugin`). mcpd hands it every client request of the
 //! route, `initialize` and `ping` included, and sends what it answers back
-//! to the client; sessions, transports and the route's hook plugins work as
-//! for any other server.
+//! to the client; the route's hook plugins run as for any other server.
+//! A translator keeps no per-client state: its routes have no sessions, and
+//! client notifications are acknowledged by mcpd, not passed on.
 //!
 //! The SDK answers `initialize` and `ping` (see [`Translator::initialize`]),
 //! so a translator usually only serves `tools/list` and `tools/call`:
