@@ -5,6 +5,7 @@
 #[allow(deprecated)]
 mod common;
 
+mod auth;
 mod client;
 mod config;
 mod failures;
