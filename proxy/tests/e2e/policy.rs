@@ -56,14 +56,31 @@ async fn post_as(raw: &Raw, session: &str, user: Option<&str>, body: Value) -> A
     Answer { status, retry_after, body }
 }
 
+/// A session opened with this header on both initialize messages.
+async fn initialize_with(raw: &Raw, header: &str, value: &str) -> String {
+    let response = raw.post(None, INIT).header(header, value).send().await.expect("initialize");
+    assert_eq!(response.status(), 200);
+    let session = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).expect("a session id");
+    let session = session.to_string();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    let response = raw.post(Some(&session), initialized).header(header, value).send().await.expect("initialized");
+    assert_eq!(response.status(), 202);
+    session
+}
+
 async fn echo_as(raw: &Raw, session: &str, user: Option<&str>, id: u64) -> Answer {
     post_as(raw, session, user, tool_call(id, "echo", json!({"text": "hi"}))).await
 }
 
 /// An rmcp client that sends `x-user: user` with every request.
 async fn connect_as(url: &str, user: &str) -> Client {
+    connect_with(url, "x-user", user).await
+}
+
+/// An rmcp client that sends this header with every request.
+async fn connect_with(url: &str, header: &'static str, value: &str) -> Client {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
-    config.custom_headers.insert(HeaderName::from_static("x-user"), HeaderValue::from_str(user).expect("header"));
+    config.custom_headers.insert(HeaderName::from_static(header), HeaderValue::from_str(value).expect("header"));
     let transport = StreamableHttpClientTransport::from_config(config);
     TestClient::default().serve(transport).await.expect("MCP client connects through mcpd")
 }
@@ -216,4 +233,55 @@ rules = [{ action = "deny", tools = ["crash"] }]"#;
     assert_eq!((unknown.status, unknown.body["error"]["code"].as_i64()), (400, Some(-32602)), "{}", unknown.body);
     let denied = post_as(&raw, &session, None, tool_call(4, "fx_crash", json!({}))).await;
     assert_eq!(denied.status, 403, "rules use the server's names: {}", denied.body);
+}
+
+/// The whole chain as it is meant to run: auth names the principal and its
+/// scopes, rate-limit counts per principal, tool-policy decides by scope.
+#[tokio::test]
+async fn auth_rate_limit_and_tool_policy_in_one_chain() {
+    // API keys `key-reader` and `key-writer`, as their SHA-256.
+    let config = r#"
+[server.fx]
+command = "{server}"
+port = {port}
+[[server.fx.plugins]]
+path = "{plugins}/mcpd_auth.wasm"
+[server.fx.plugins.config]
+public_url = "http://127.0.0.1:{port}/mcp"
+api_keys = [
+  { name = "reader", sha256 = "67ab43ac87e38e66cdba75bd8fbf29456cd4b3423274a12710afa509ebf8a1c6", scopes = ["read"] },
+  { name = "writer", sha256 = "64e0075bff581d0d7eb785d43b1d4f85a4dc75243e2bc07eab3ee8dfbfe0fd91", scopes = ["read", "write"] },
+]
+[[server.fx.plugins]]
+path = "{plugins}/mcpd_rate_limit.wasm"
+[server.fx.plugins.config]
+limits = [{ key = "principal", rate = 2, per = "1h" }]
+[[server.fx.plugins]]
+path = "{plugins}/mcpd_tool_policy.wasm"
+[server.fx.plugins.config]
+rules = [
+  { action = "allow", scopes = ["write"], tools = ["sleep", "log"] },
+  { action = "allow", scopes = ["read"], tools = ["echo"] },
+]
+"#;
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let url = mcpd.url("/mcp");
+
+    let reader = connect_with(&url, "x-api-key", "key-reader").await;
+    let writer = connect_with(&url, "x-api-key", "key-writer").await;
+    assert_eq!(tool_names(&reader).await, ["echo"], "scopes from auth reach the list filter");
+    assert_eq!(tool_names(&writer).await, ["echo", "sleep", "log"]);
+
+    let raw = Raw::new(url);
+    let session = initialize_with(&raw, "x-api-key", "key-reader").await;
+    let as_reader = |body: Value| {
+        let request = raw.post(Some(&session), body.to_string()).header("x-api-key", "key-reader");
+        async move { request.send().await.expect("POST").status().as_u16() }
+    };
+    assert_eq!(as_reader(tool_call(1, "echo", json!({"text": "x"}))).await, 200);
+    assert_eq!(as_reader(tool_call(2, "log", json!({"message": "m"}))).await, 403, "log needs scope write");
+    // rate-limit runs before tool-policy, so the refused call counted too.
+    assert_eq!(as_reader(tool_call(3, "echo", json!({"text": "x"}))).await, 429);
+    let result = call(&writer, "log", json!({"message": "m"})).await.expect("the writer has its own bucket");
+    assert_eq!(text_of(&result), "logged");
 }
