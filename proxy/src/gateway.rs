@@ -52,8 +52,13 @@ impl Drop for InFlight {
 
 impl Gateway {
     /// Builds the gateway from a config and the plugins loaded for it (see
-    /// [`Gateway::load_plugins`]).
-    pub fn new(config: Config, mut plugins: LoadedPlugins, plugin_store: Arc<PluginStore>) -> Arc<Self> {
+    /// [`Gateway::load_plugins`]). Fails when an HTTP upstream's client
+    /// cannot be built.
+    pub fn new(
+        config: Config,
+        mut plugins: LoadedPlugins,
+        plugin_store: Arc<PluginStore>,
+    ) -> Result<Arc<Self>, String> {
         let routes = config
             .servers
             .iter()
@@ -61,8 +66,8 @@ impl Gateway {
                 let chain = plugins.chains.remove(&s.name).unwrap_or_default();
                 Route::new(Arc::clone(s), chain, plugins.translators.remove(&s.name))
             })
-            .collect();
-        Arc::new(Gateway {
+            .collect::<Result<_, _>>()?;
+        Ok(Arc::new(Gateway {
             sessions: SessionTable::new(config.gateway.max_sessions),
             plugin_store,
             routes,
@@ -70,7 +75,7 @@ impl Gateway {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
-        })
+        }))
     }
 
     /// Loads every route's plugins and translators; the first that fails
@@ -142,10 +147,13 @@ impl Gateway {
     pub async fn run_background(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         for route in &self.routes {
-            if let Some(pool) = &route.pool {
-                for slot in 0..route.settings.pool_size {
+            for pool in route.pool.iter().chain(&route.replicas) {
+                for slot in 0..pool.size() {
                     tokio::spawn(Arc::clone(pool).supervise_slot(slot, stop_rx.clone()));
                 }
+            }
+            if route.settings.http_upstream.as_ref().is_some_and(|h| h.supervised) {
+                tokio::spawn(crate::upstream::supervised::supervise(Arc::clone(&route.settings), stop_rx.clone()));
             }
             tokio::spawn(Arc::clone(route).check_health(stop_rx.clone()));
         }

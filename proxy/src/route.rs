@@ -1,16 +1,19 @@
-//! A route: one `[server.NAME]` at run time, with its limits, its warm pool
-//! (when sessions are off) and its health.
+//! A route: one `[server.NAME]` at run time, with its limits, its upstream
+//! (a warm pool when sessions are off, shared replicas, HTTP instances, or
+//! a process per session) and its health.
 //!
-//! Health means "can this server run": for a pool, at least one process is
-//! up and answers `ping`; with per-session processes, a probe process can be
-//! started and completes the MCP handshake. Probes run every
-//! `health_check_interval`; a failed spawn on the request path marks the
-//! route down at once.
+//! Health means "can this server serve": for a pool or replicas, at least
+//! one process is up and answers `ping`; for HTTP instances, at least one
+//! takes new sessions (their own checks run in [`crate::upstream::http::health`]);
+//! with per-session processes, a probe process can be started and
+//! completes the MCP handshake. Probes run every `health_check_interval`; a
+//! failed spawn on the request path marks the route down at once.
 
 use crate::config::ServerSettings;
 use crate::plugin::chain::Chain;
 use crate::plugin::translator::Translator;
 use crate::upstream::INITIALIZE_TIMEOUT;
+use crate::upstream::http::HttpUpstream;
 use crate::upstream::pool::Pool;
 use crate::upstream::stdio::StdioProcess;
 use std::sync::{Arc, Mutex};
@@ -34,6 +37,10 @@ pub struct Route {
     pub limiter: Arc<Semaphore>,
     /// Shared processes, present when `session.enabled = false`.
     pub pool: Option<Arc<Pool>>,
+    /// Shared processes sessions are balanced across (`replicas`, sessions on).
+    pub replicas: Option<Arc<Pool>>,
+    /// HTTP instances (`url`, `urls`, `upstream_url`).
+    pub http: Option<Arc<HttpUpstream>>,
     /// The WebAssembly plugins on this route's path, in order.
     pub plugins: Chain,
     /// The translator plugin that is this route's server, if it has one.
@@ -42,18 +49,32 @@ pub struct Route {
 }
 
 impl Route {
-    pub fn new(settings: Arc<ServerSettings>, plugins: Chain, translator: Option<Arc<Translator>>) -> Arc<Self> {
-        let stdio = translator.is_none();
-        let pool = (stdio && !settings.session.enabled).then(|| Pool::new(Arc::clone(&settings)));
-        Arc::new(Route {
+    /// Fails only when an HTTP upstream's client cannot be built (TLS roots).
+    pub fn new(
+        settings: Arc<ServerSettings>,
+        plugins: Chain,
+        translator: Option<Arc<Translator>>,
+    ) -> Result<Arc<Self>, String> {
+        let http = match &settings.http_upstream {
+            Some(upstream) => {
+                Some(HttpUpstream::new(&settings, upstream).map_err(|e| format!("server {:?}: {e}", settings.name))?)
+            }
+            None => None,
+        };
+        let stdio = translator.is_none() && http.is_none();
+        let pool = (stdio && !settings.session.enabled).then(|| Pool::new(Arc::clone(&settings), settings.pool_size));
+        let replicas = settings.replicas.filter(|_| stdio).map(|n| Pool::new(Arc::clone(&settings), n));
+        Ok(Arc::new(Route {
             name: Arc::from(settings.name.as_str()),
             limiter: Arc::new(Semaphore::new(settings.http.max_concurrent_requests)),
             pool,
+            replicas,
+            http,
             plugins,
             probed: Mutex::new(if stdio { Health::Starting } else { Health::Ok }),
             translator,
             settings,
-        })
+        }))
     }
 
     /// Whether clients of this route get no sessions: a shared pool, or a
@@ -63,7 +84,14 @@ impl Route {
     }
 
     pub fn health(&self) -> Health {
-        match &self.pool {
+        if let Some(http) = &self.http {
+            return match http.down_reason() {
+                None => Health::Ok,
+                Some(_) if http.is_starting() => Health::Starting,
+                Some(reason) => Health::Down(reason),
+            };
+        }
+        match self.pool.as_ref().or(self.replicas.as_ref()) {
             Some(pool) if pool.live_count() > 0 => Health::Ok,
             Some(pool) => match pool.last_error() {
                 Some(error) => Health::Down(error),
@@ -91,8 +119,12 @@ impl Route {
         if self.translator.is_some() {
             return; // loaded means healthy; its calls fail one by one
         }
+        if let Some(http) = &self.http {
+            crate::upstream::http::health::spawn_checks(http, &stop);
+            return;
+        }
         loop {
-            match &self.pool {
+            match self.pool.as_ref().or(self.replicas.as_ref()) {
                 Some(pool) => ping_pool(pool).await,
                 None => self.set_health(probe(&self.settings).await),
             }

@@ -37,7 +37,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("gateway.store = {url:?}: cannot use it: {e}"))?,
     });
     let plugins = loader.block_on(Gateway::load_plugins(&config, &plugin_store))?;
-    let gateway = Gateway::new(config, plugins, plugin_store);
+    let gateway = Gateway::new(config, plugins, plugin_store).map_err(|e| anyhow::anyhow!(e))?;
     for server in &gateway.config.servers {
         tracing::info!(
             server = %server.name,

@@ -9,9 +9,11 @@
 mod error;
 mod schema;
 pub mod units;
+mod upstream;
 mod validate;
 
 pub use error::ConfigError;
+pub use upstream::{Balance, HttpUpstreamSettings, UpstreamTransport};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -61,6 +63,13 @@ pub struct ServerSettings {
     pub http: HttpSettings,
     pub session: SessionSettings,
     pub pool_size: usize,
+    /// With sessions on: this many shared copies of the stdio server, each
+    /// session kept on one of them (`replicas`); `None`: a process per session.
+    pub replicas: Option<usize>,
+    /// The HTTP instances to proxy to; `None` for stdio servers and translators.
+    pub http_upstream: Option<HttpUpstreamSettings>,
+    /// How new sessions pick an instance or replica.
+    pub balance: Balance,
     /// The plugin chain, in order.
     pub plugins: Vec<PluginSettings>,
     /// When set, this plugin is the server (`command` and friends are unused).
@@ -99,6 +108,8 @@ pub struct PluginSettings {
     pub config_json: String,
     /// Hosts (`host` or `host:port`, lower case) it may reach over HTTP.
     pub allow_hosts: Vec<String>,
+    /// Methods whose messages its request/response hooks see; empty: all.
+    pub methods: Vec<String>,
 }
 
 /// Request headers every plugin sees (each header handed to a plugin costs
@@ -106,6 +117,7 @@ pub struct PluginSettings {
 pub const PLUGIN_HEADERS: &[&str] = &[
     "authorization",
     "x-api-key",
+    "host",
     "user-agent",
     "forwarded",
     "x-forwarded-for",

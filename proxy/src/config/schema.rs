@@ -66,13 +66,20 @@ pub struct RawServer {
     pub session: RawSession,
     #[serde(default)]
     pub pool: RawPool,
+    /// One HTTP MCP server instance to proxy to (instead of `command`).
+    pub url: Option<Spanned<String>>,
+    /// Several instances of one HTTP MCP server, load balanced.
+    pub urls: Option<Spanned<Vec<Spanned<String>>>>,
+    /// With `command`: the supervised process listens here itself.
+    pub upstream_url: Option<Spanned<String>>,
+    /// Copies of a stdio server to run and balance sessions across.
+    pub replicas: Option<Spanned<i64>>,
+    /// `[server.NAME.upstream]`: balancing, health and connections upstream.
+    #[serde(default)]
+    pub upstream: RawUpstream,
     // Planned keys: accepted by the parser only so that validation can say
     // "not supported yet" at the right line instead of "unknown key".
     pub tls: Option<Spanned<toml::Value>>,
-    pub url: Option<Spanned<toml::Value>>,
-    pub urls: Option<Spanned<toml::Value>>,
-    pub upstream_url: Option<Spanned<toml::Value>>,
-    pub replicas: Option<Spanned<toml::Value>>,
     /// The plugin chain, in order: `[[server.NAME.plugins]]`.
     #[serde(default)]
     pub plugins: Vec<Spanned<RawPlugin>>,
@@ -106,6 +113,10 @@ pub struct RawPlugin {
     /// Hosts (`host` or `host:port`) the plugin may reach over HTTP.
     #[serde(default)]
     pub allow_hosts: Vec<Spanned<String>>,
+    /// Only messages with these methods reach the request and response
+    /// hooks (a response counts by its request's method); default: all.
+    #[serde(default)]
+    pub methods: Vec<String>,
 }
 
 /// `[server.NAME.http]`: limits on the client-facing HTTP side.
@@ -135,4 +146,31 @@ pub struct RawSession {
 #[serde(deny_unknown_fields)]
 pub struct RawPool {
     pub size: Option<Spanned<i64>>,
+}
+
+/// `[server.NAME.upstream]`: how mcpd reaches the server's instances.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// "streamable-http", "sse" (2024-11-05) or "auto".
+    pub transport: Option<Spanned<String>>,
+    /// "round_robin", "least_connections" or "consistent_hash".
+    pub lb: Option<Spanned<String>>,
+    /// For `consistent_hash`: the request header to hash (default: the session).
+    pub hash_header: Option<Spanned<String>>,
+    /// Path probed with GET on each instance; absent: an MCP `ping`.
+    pub health_check: Option<Spanned<String>>,
+    pub health_check_interval: Option<HumanDuration>,
+    /// Client request headers passed upstream (`authorization` only if listed).
+    #[serde(default)]
+    pub forward_headers: Vec<Spanned<String>>,
+    /// Headers mcpd adds to every upstream request (e.g. its own credentials).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    /// Idle keep-alive connections kept per instance.
+    pub pool_max_idle: Option<Spanned<i64>>,
+    pub pool_idle_timeout: Option<HumanDuration>,
+    pub connect_timeout: Option<HumanDuration>,
+    /// PEM file with the CA certificates that sign the instances' certificates.
+    pub ca_file: Option<Spanned<String>>,
 }

@@ -55,13 +55,13 @@ fn key_path(path: &serde_path_to_error::Path) -> String {
 }
 
 /// Where the check is: builds errors with the right file and line.
-struct Checker<'a> {
-    path: &'a Path,
+pub(super) struct Checker<'a> {
+    pub path: &'a Path,
     text: &'a str,
 }
 
 impl Checker<'_> {
-    fn error(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub fn error(&self, span: Option<Range<usize>>, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid {
             location: Location::of(self.path, self.text, span),
             key: key.into(),
@@ -76,7 +76,7 @@ impl Checker<'_> {
         }
     }
 
-    fn positive(&self, value: &Option<Spanned<i64>>, key: String, default: usize) -> Result<usize, ConfigError> {
+    pub fn positive(&self, value: &Option<Spanned<i64>>, key: String, default: usize) -> Result<usize, ConfigError> {
         match value {
             None => Ok(default),
             Some(v) if *v.get_ref() >= 1 => Ok(*v.get_ref() as usize),
@@ -196,10 +196,6 @@ fn resolve_server(
         ));
     }
     check.not_yet(&s.tls, key("tls"), "TLS (and auto_cert)")?;
-    check.not_yet(&s.url, key("url"), "an HTTP upstream (`url`)")?;
-    check.not_yet(&s.urls, key("urls"), "several HTTP upstreams (`urls`)")?;
-    check.not_yet(&s.upstream_url, key("upstream_url"), "a supervised HTTP upstream (`upstream_url`)")?;
-    check.not_yet(&s.replicas, key("replicas"), "running replicas of a stdio server")?;
 
     let translator = match &s.translator {
         Some(t) => Some(resolve_plugin(check, t, key("translator"), Duration::from_secs(1))?),
@@ -212,11 +208,13 @@ fn resolve_server(
         (None, Some(_)) => String::new(),
         (Some(c), None) if !c.get_ref().trim().is_empty() => c.get_ref().clone(),
         (Some(c), None) => return Err(check.error(Some(c.span()), key("command"), "must not be empty")),
+        // `upstream_url` without `command` is refused with its own message below.
+        (None, None) if s.url.is_some() || s.urls.is_some() || s.upstream_url.is_some() => String::new(),
         (None, None) => {
             return Err(check.error(
                 Some(server.span()),
                 format!("server.{name}"),
-                "missing `command`: the stdio MCP server to run (or a `translator` plugin)",
+                "missing `command`: the stdio MCP server to run (or `url`/`urls` of an HTTP server, or a `translator` plugin)",
             ));
         }
     };
@@ -291,6 +289,20 @@ fn resolve_server(
         idle_timeout: s.session.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(3600)),
         max_per_client: check.positive(&s.session.max_per_client, key("session.max_per_client"), 16)?,
     };
+    let upstream = super::upstream::resolve(check, name, server, translator.is_some(), &session)?;
+    let enabled = session.enabled;
+    // Without sessions, `replicas` is the size of the shared pool.
+    let pool_size = match (upstream.replicas, &s.pool.size) {
+        (Some(replicas), Some(size)) if *size.get_ref() != replicas as i64 => {
+            return Err(check.error(
+                Some(size.span()),
+                key("pool.size"),
+                format!("disagrees with replicas = {replicas}; set one of them"),
+            ));
+        }
+        (Some(replicas), _) => replicas,
+        (None, _) => check.positive(&s.pool.size, key("pool.size"), 2)?,
+    };
 
     Ok(ServerSettings {
         name: name.to_string(),
@@ -304,7 +316,10 @@ fn resolve_server(
         health_interval: s.health_check_interval.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
         http,
         session,
-        pool_size: check.positive(&s.pool.size, key("pool.size"), 2)?,
+        pool_size,
+        replicas: upstream.replicas.filter(|_| enabled),
+        http_upstream: upstream.http,
+        balance: upstream.balance,
         plugins: s
             .plugins
             .iter()
@@ -326,7 +341,7 @@ fn default_pid_file(config: &Path) -> std::path::PathBuf {
 }
 
 /// `path` as written in the config, relative to the config file's directory.
-fn relative_to(config: &Path, path: &Path) -> std::path::PathBuf {
+pub(super) fn relative_to(config: &Path, path: &Path) -> std::path::PathBuf {
     match config.parent() {
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path.to_path_buf(),
@@ -398,6 +413,7 @@ fn resolve_plugin(
         headers: p.headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
         config_json,
         allow_hosts,
+        methods: p.methods.clone(),
     })
 }
 

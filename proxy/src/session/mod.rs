@@ -1,17 +1,19 @@
 //! Client sessions of the Streamable HTTP session era.
 //!
 //! A session is what `initialize` creates and `Mcp-Session-Id` names: one
-//! client, its own stdio server process, and the [`outbox::Outbox`] for
-//! server messages no request is waiting for. The [`SessionTable`] owns every
-//! live session, enforces the per-client and gateway-wide caps, and finds
-//! idle ones for the reaper. The id mcpd hands out is its own, never the
-//! server's.
+//! client, what serves it upstream (its own stdio process, a shared replica,
+//! or a session on one HTTP instance: see [`SessionUpstream`]), and the
+//! [`outbox::Outbox`] for server messages no request is waiting for. The
+//! [`SessionTable`] owns every live session, enforces the per-client and
+//! gateway-wide caps, and finds idle ones for the reaper. The id mcpd hands
+//! out is its own, never the server's: the upstream's id stays in the
+//! binding, so the instance a session lives on is found with the session.
 //!
 //! Not here: spawning processes (upstream) and HTTP (front).
 
 pub mod outbox;
 
-use crate::upstream::stdio::StdioProcess;
+use crate::upstream::session::SessionUpstream;
 use dashmap::DashMap;
 use outbox::Outbox;
 use std::sync::Arc;
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 pub struct Session {
     pub id: String,
     pub server: Arc<str>,
-    pub process: Arc<StdioProcess>,
+    pub upstream: SessionUpstream,
     pub outbox: Arc<Outbox>,
     owner: ClientKey,
     idle_timeout: Duration,
@@ -149,19 +151,26 @@ impl SessionTable {
         }
     }
 
-    /// Stores a new session under a fresh id and returns it.
+    /// A fresh, unguessable session id (what consistent hashing may hash
+    /// before the session exists).
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// Stores a new session under `id` (from [`SessionTable::new_id`]) and returns it.
     pub fn insert(
         &self,
         mut reservation: Reservation,
-        process: Arc<StdioProcess>,
+        id: String,
+        upstream: SessionUpstream,
         outbox: Arc<Outbox>,
         idle_timeout: Duration,
     ) -> Arc<Session> {
         let owner = reservation.key.take().expect("a reservation is used once");
         let session = Arc::new(Session {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id,
             server: Arc::clone(&owner.server),
-            process,
+            upstream,
             outbox,
             owner,
             idle_timeout,
@@ -172,27 +181,35 @@ impl SessionTable {
         session
     }
 
-    /// The live session `id` of `server`; a session whose process died is
-    /// ended here, so its client gets 404 and re-initializes.
+    /// The live session `id` of `server`; a session whose upstream is gone
+    /// is ended here, so its client gets 404 and re-initializes.
     pub fn get(&self, id: &str, server: &str) -> Option<Arc<Session>> {
         let session = self.sessions.get(id).map(|s| Arc::clone(&s))?;
         if &*session.server != server {
             return None;
         }
-        if !session.process.is_alive() {
+        if !session.upstream.is_alive() {
             self.remove(id);
             return None;
         }
         Some(session)
     }
 
-    /// Ends session `id`: forgets it, stops its process, closes its stream.
+    /// Ends session `id`: forgets it, ends its upstream side (stops its
+    /// process, DELETEs the instance's session), closes its stream.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
         let (_, session) = self.sessions.remove(id)?;
         self.release(&session.owner);
         session.outbox.close();
-        session.process.shutdown();
+        session.upstream.close();
         Some(session)
+    }
+
+    /// Ends session `id` because its upstream is gone (nothing to tell it).
+    pub fn lost(&self, id: &str) -> Option<Arc<Session>> {
+        let session = self.sessions.get(id).map(|s| Arc::clone(&s))?;
+        session.upstream.mark_gone();
+        self.remove(id)
     }
 
     /// Ends every session idle for longer than its timeout, or whose process died.
@@ -204,13 +221,13 @@ impl SessionTable {
             .filter(|s| {
                 let idle = now.saturating_sub(s.last_active.load(Ordering::Relaxed));
                 let idle_expired = s.busy.load(Ordering::Relaxed) == 0 && idle > s.idle_timeout.as_millis() as u64;
-                idle_expired || !s.process.is_alive()
+                idle_expired || !s.upstream.is_alive()
             })
             .map(|s| s.id.clone())
             .collect();
         for id in &expired {
             if let Some(session) = self.remove(id) {
-                tracing::info!(server = %session.server, session = %id, "session ended: idle or its server exited");
+                tracing::info!(server = %session.server, session = %id, "session ended: idle or its server is gone");
             }
         }
         expired.len()

@@ -1,13 +1,18 @@
-//! A warm pool of shared stdio processes for servers with sessions off.
+//! Shared stdio processes: the warm pool of a server with sessions off, or
+//! the `replicas` of one with sessions on.
 //!
-//! mcpd starts `pool.size` processes, runs the MCP handshake with each as
-//! its own client, and keeps them running: a process that exits is
-//! restarted with exponential backoff. Client requests go to the live
-//! process with the fewest requests in flight; [`super::stdio`] rewrites
-//! ids so that many clients share one process safely. Clients'
-//! `initialize` calls are answered from the first process's handshake.
+//! mcpd starts one process per slot (`pool.size` or `replicas`), runs the
+//! MCP handshake with each as its own client, and keeps them running: a
+//! process that exits is restarted in its slot with exponential backoff.
+//! Without sessions, each client request goes to the live process with the
+//! fewest requests in flight; with replicas, each new session is placed by
+//! the server's balancer ([`Pool::place`]) and stays on that process.
+//! [`super::stdio`] rewrites ids so that many clients share one process
+//! safely. Clients' `initialize` calls are answered from the first
+//! process's handshake.
 
 use super::INITIALIZE_TIMEOUT;
+use super::balance::{Balancer, Candidate, Lease};
 use super::stdio::StdioProcess;
 use crate::config::ServerSettings;
 use serde_json::value::RawValue;
@@ -22,39 +27,74 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 pub struct Pool {
     settings: Arc<ServerSettings>,
-    live: RwLock<Vec<Arc<StdioProcess>>>,
+    /// One entry per slot: the slot's running process, if any.
+    live: RwLock<Vec<Option<Arc<StdioProcess>>>>,
     init_result: OnceLock<Box<RawValue>>,
     last_error: Mutex<Option<String>>,
+    balancer: Balancer,
+    /// Sessions per slot (`mcpd_upstream_sessions`).
+    gauges: Vec<prometheus::IntGauge>,
+}
+
+/// A slot as the balancer sees it.
+struct Slot(Option<Arc<StdioProcess>>);
+
+impl Candidate for Slot {
+    fn available(&self) -> bool {
+        self.0.as_ref().is_some_and(|p| p.is_alive())
+    }
+
+    fn load(&self) -> (usize, usize) {
+        self.0.as_ref().map_or((0, 0), |p| (p.sessions.load(std::sync::atomic::Ordering::Relaxed), p.in_flight()))
+    }
 }
 
 impl Pool {
-    pub fn new(settings: Arc<ServerSettings>) -> Arc<Self> {
+    /// A pool of `size` slots.
+    pub fn new(settings: Arc<ServerSettings>, size: usize) -> Arc<Self> {
+        let labels: Vec<String> = (0..size).map(|slot| format!("replica-{slot}")).collect();
         Arc::new(Pool {
-            settings,
-            live: RwLock::new(Vec::new()),
+            balancer: Balancer::new(&settings.balance, &labels),
+            gauges: (0..size).map(|slot| super::metrics::replica_sessions(&settings.name, slot)).collect(),
+            live: RwLock::new(vec![None; size]),
             init_result: OnceLock::new(),
             last_error: Mutex::new(None),
+            settings,
         })
+    }
+
+    pub fn size(&self) -> usize {
+        self.gauges.len()
     }
 
     /// The live process with the fewest requests in flight.
     pub fn pick(&self) -> Option<Arc<StdioProcess>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        live.iter().filter(|p| p.is_alive()).min_by_key(|p| p.in_flight()).cloned()
+        live.iter().flatten().filter(|p| p.is_alive()).min_by_key(|p| p.in_flight()).cloned()
+    }
+
+    /// The replica for a new session (`key`: what consistent hashing
+    /// hashes), with the lease that counts the session on it.
+    pub fn place(&self, key: Option<&[u8]>) -> Option<(Arc<StdioProcess>, Lease)> {
+        let slots: Vec<Slot> = self.live.read().unwrap_or_else(|e| e.into_inner()).iter().cloned().map(Slot).collect();
+        let slot = self.balancer.pick(&slots, key, &[])?;
+        let process = slots[slot].0.clone()?;
+        let lease = Lease::new(&process.sessions, Some(&self.gauges[slot]));
+        Some((process, lease))
     }
 
     /// The live process with this uid (the one a server request came from).
     pub fn find(&self, uid: u64) -> Option<Arc<StdioProcess>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
-        live.iter().find(|p| p.uid == uid).cloned()
+        live.iter().flatten().find(|p| p.uid == uid).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<StdioProcess>> {
-        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.live.read().unwrap_or_else(|e| e.into_inner()).iter().flatten().cloned().collect()
     }
 
     pub fn live_count(&self) -> usize {
-        self.live.read().unwrap_or_else(|e| e.into_inner()).iter().filter(|p| p.is_alive()).count()
+        self.live.read().unwrap_or_else(|e| e.into_inner()).iter().flatten().filter(|p| p.is_alive()).count()
     }
 
     /// The server's `initialize` result, once a process has started.
@@ -74,12 +114,12 @@ impl Pool {
             match self.start_one().await {
                 Ok(process) => {
                     *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    self.live.write().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&process));
+                    self.live.write().unwrap_or_else(|e| e.into_inner())[slot] = Some(Arc::clone(&process));
                     tokio::select! {
                         _ = process.exited() => {}
                         _ = crate::shutdown::requested(&mut stop) => process.shutdown(),
                     }
-                    self.live.write().unwrap_or_else(|e| e.into_inner()).retain(|p| p.uid != process.uid);
+                    self.live.write().unwrap_or_else(|e| e.into_inner())[slot] = None;
                     if started.elapsed() > STABLE_AFTER {
                         backoff = FIRST_BACKOFF;
                     }

@@ -16,6 +16,7 @@
 //! What this module does not do: decide which process serves a client
 //! (sessions and the pool do), or speak HTTP (the front does).
 
+pub use super::{Event, UpstreamError};
 use crate::config::ServerSettings;
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::session::outbox::Outbox;
@@ -23,7 +24,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -38,29 +39,6 @@ const CALL_BUFFER: usize = 64;
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
-
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("cannot start MCP server `{command}`: {source}")]
-    Spawn { command: String, source: std::io::Error },
-    #[error("MCP server process exited: {0}")]
-    Exited(String),
-    #[error("MCP server did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("MCP server answered {method} with an error: {error}")]
-    Refused { method: String, error: String },
-}
-
-/// What a waiting request receives from the process.
-#[derive(Debug)]
-pub enum Event {
-    /// A server notification or request for this request's client.
-    Message(Bytes),
-    /// The answer, with the client's own id restored. Always last.
-    Response { bytes: Bytes, is_error: bool },
-    /// The process died before answering. Always last.
-    Failed(String),
-}
 
 struct Pending {
     client_id: Box<RawValue>,
@@ -82,6 +60,8 @@ struct State {
 pub struct StdioProcess {
     pub uid: u64,
     pub pid: Option<u32>,
+    /// Client sessions kept on this process (shared replicas), for balancing.
+    pub sessions: Arc<AtomicUsize>,
     server: Arc<str>,
     stdin: mpsc::Sender<Vec<u8>>,
     state: Mutex<State>,
@@ -132,6 +112,7 @@ impl StdioProcess {
         let process = Arc::new(StdioProcess {
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             pid: child.id(),
+            sessions: Arc::default(),
             server: Arc::from(settings.name.as_str()),
             stdin: stdin_tx,
             state: Mutex::new(State { next_id: 1, ..State::default() }),
@@ -263,6 +244,7 @@ impl StdioProcess {
                     Event::Message(_) => continue,
                     Event::Response { bytes, .. } => return Ok(bytes),
                     Event::Failed(reason) => return Err(UpstreamError::Exited(reason)),
+                    Event::Rejected(error) => return Err(error),
                 }
             }
         })
@@ -486,6 +468,14 @@ impl StdioProcess {
             }
         }
     }
+}
+
+/// The (process uid, sequence) a gateway id `"mcpd-<uid>-<n>"` names: the
+/// id mcpd gave a server's request, which the client's answer carries back.
+pub fn parse_gateway_id(id: Option<&RawValue>) -> Option<(u64, u64)> {
+    let id = serde_json::from_str::<&str>(id?.get()).ok()?;
+    let (uid, sequence) = id.strip_prefix("mcpd-")?.split_once('-')?;
+    Some((uid.parse().ok()?, sequence.parse().ok()?))
 }
 
 /// A forwarded request waiting for its answer.

@@ -85,7 +85,6 @@ fn parts_not_built_yet_are_refused_not_ignored() {
         "3:13: server.a.transport",
         "not supported yet",
     );
-    expect_error("[server.a]\nurl = \"http://127.0.0.1:9000/mcp\"\n", "2:7: server.a.url", "not supported yet");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod failures;
 mod host_imports;
+mod http_upstream;
 mod limits;
 mod plugins;
 mod policy;

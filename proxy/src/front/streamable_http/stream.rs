@@ -1,0 +1,98 @@
+//! GET (the session's stream of server messages no request waits for) and
+//! DELETE (the client ends its session).
+//!
+//! The stream carries the session's outbox (what a stdio process or an SSE
+//! instance said between requests) and, for a Streamable HTTP instance, the
+//! instance's own GET stream, opened on the instance that owns the session;
+//! an instance that refuses it (405, 409) is answered as it answered.
+
+use super::super::plugin_hooks::Caller;
+use super::super::respond;
+use super::relay::{Target, server_message, upstream_error};
+use super::{accepts, find_session, header};
+use crate::gateway::Gateway;
+use crate::mcp::errors::*;
+use crate::route::Route;
+use crate::upstream::Event;
+use pingora::protocols::http::ServerSession;
+use std::sync::Arc;
+
+pub(super) async fn get(
+    gateway: &Arc<Gateway>,
+    route: &Route,
+    http: &mut ServerSession,
+    caller: &Caller,
+) -> pingora::Result<()> {
+    if !accepts(header(http, "accept").unwrap_or(""), "text/event-stream") {
+        let message = "Accept must list text/event-stream for the GET stream";
+        return respond::rpc_error(http, 406, None, INVALID_REQUEST, message, &[]).await;
+    }
+    if route.sessionless() {
+        let message = "this server runs without sessions: there is no GET stream";
+        return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
+    }
+    let Some(session) = find_session(gateway, route, http, None).await? else {
+        return Ok(());
+    };
+    let Some(mut messages) = session.outbox.attach() else {
+        let message = "a GET stream is already open for this session";
+        return respond::rpc_error(http, 409, None, INVALID_REQUEST, message, &[]).await;
+    };
+    let _busy = session.enter(&gateway.sessions);
+    let mut upstream = session.upstream.stream(&http.req_header().headers);
+    if let Some(stream) = &mut upstream
+        && let Err(error) = stream.ready().await
+    {
+        return upstream_error(gateway, route, http, Some(&session), None, error).await;
+    }
+    respond::sse_start(http, &[]).await?;
+    let keepalive = route.settings.http.sse_keepalive;
+    let target = Target { caller, session: Some(&session.id), outbox: None, request: None };
+    loop {
+        let from_upstream = async {
+            match &mut upstream {
+                Some(stream) => stream.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            message = messages.recv() => match message {
+                Some(message) => {
+                    if let Some(message) = server_message(route, &target, message).await {
+                        respond::sse_event(http, &message).await?;
+                    }
+                }
+                None => break, // the session ended
+            },
+            event = from_upstream => match event {
+                Event::Message(message) => {
+                    if let Some(message) = server_message(route, &target, message).await {
+                        respond::sse_event(http, &message).await?;
+                    }
+                }
+                // The instance closed its stream: so does mcpd (the client reconnects).
+                _ => break,
+            },
+            _ = tokio::time::sleep(keepalive) => respond::sse_keepalive(http).await?,
+            _ = http.read_body_or_idle(true) => return Ok(()), // the client left
+        }
+        if gateway.is_draining() {
+            break;
+        }
+    }
+    http.set_keepalive(None);
+    respond::sse_end(http).await
+}
+
+pub(super) async fn delete(gateway: &Arc<Gateway>, route: &Route, http: &mut ServerSession) -> pingora::Result<()> {
+    if route.sessionless() {
+        let message = "this server runs without sessions: there is nothing to delete";
+        return respond::rpc_error(http, 405, None, INVALID_REQUEST, message, &[("allow", "POST")]).await;
+    }
+    let Some(session) = find_session(gateway, route, http, None).await? else {
+        return Ok(());
+    };
+    gateway.sessions.remove(&session.id);
+    tracing::info!(server = %route.name, session = %session.id, "session deleted by the client");
+    respond::empty(http, 200, &[]).await
+}

@@ -1,0 +1,66 @@
+//! The HTTP client mcpd reaches instances with: hyper's pooled client
+//! (keep-alive connections per instance, bounded idle pool), HTTP/1.1,
+//! rustls for `https` with the system's roots or the configured `ca_file`.
+
+use crate::config::HttpUpstreamSettings;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::path::Path;
+
+pub type Client = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Builds the client for one server's instances.
+pub fn build(settings: &HttpUpstreamSettings) -> Result<Client, String> {
+    crate::tls::install_crypto_provider();
+    let mut connector = HttpConnector::new();
+    connector.enforce_http(false);
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(settings.connect_timeout));
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match &settings.ca_file {
+        None => builder.with_native_roots().map_err(|e| format!("cannot load the system's CA certificates: {e}"))?,
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certificates(path)? {
+                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+            builder.with_tls_config(tls)
+        }
+    };
+    let https = builder.https_or_http().enable_http1().wrap_connector(connector);
+    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(settings.pool_max_idle)
+        .pool_idle_timeout(settings.pool_idle_timeout)
+        .pool_timer(hyper_util::rt::TokioTimer::new())
+        .build(https))
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))
+}
+
+/// How many certificates a PEM CA file holds (config validation).
+pub fn read_ca_file(path: &Path) -> Result<usize, String> {
+    certificates(path).map(|c| c.len())
+}
+
+/// An error and its causes on one line ("client error (Connect): tcp connect error: Connection refused").
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

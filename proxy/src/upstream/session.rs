@@ -1,0 +1,153 @@
+//! What a client session is bound to upstream: its own stdio process, a
+//! shared stdio replica, or a session on one HTTP instance (Streamable HTTP
+//! or the 2024-11-05 SSE transport). The binding never changes: that is
+//! session affinity. When what it names is gone, the session is over.
+
+use super::balance::Lease;
+use super::http::HttpSession;
+use super::sse_upstream::SseSession;
+use super::stdio::StdioProcess;
+use super::{Call, UpstreamError};
+use crate::mcp::jsonrpc::{self, Message};
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// One client message to forward: parsed, and as received.
+pub struct Forward<'a> {
+    pub message: &'a Message<'a>,
+    /// The message's bytes, passed on untouched to HTTP instances.
+    pub body: &'a Bytes,
+    /// The client's request headers (MCP headers and `forward_headers` go upstream).
+    pub headers: &'a HeaderMap,
+}
+
+#[derive(serde::Deserialize)]
+struct CancelParams<'a> {
+    #[serde(borrow, rename = "requestId")]
+    request_id: &'a RawValue,
+    #[serde(borrow, default)]
+    reason: Option<&'a RawValue>,
+}
+
+pub enum SessionUpstream {
+    /// A process of its own, stopped with the session.
+    Process(Arc<StdioProcess>),
+    /// One of the server's `replicas`, shared with other sessions.
+    Replica(Arc<StdioProcess>, Lease),
+    Http(HttpSession),
+    Sse(Arc<SseSession>),
+}
+
+impl SessionUpstream {
+    /// The stdio process behind the session, if it is one.
+    pub fn process(&self) -> Option<&Arc<StdioProcess>> {
+        match self {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        match self {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => p.is_alive(),
+            SessionUpstream::Http(h) => h.is_alive(),
+            SessionUpstream::Sse(s) => s.is_alive(),
+        }
+    }
+
+    /// The upstream is gone (crashed, unreachable, lost the session).
+    pub fn mark_gone(&self) {
+        match self {
+            SessionUpstream::Http(h) => h.mark_gone(),
+            SessionUpstream::Sse(s) => s.close(),
+            SessionUpstream::Process(_) | SessionUpstream::Replica(..) => {}
+        }
+    }
+
+    /// Ends the upstream side of a session that ends; from now on it no
+    /// longer counts on its instance or replica.
+    pub fn close(&self) {
+        match self {
+            SessionUpstream::Process(p) => p.shutdown(),
+            SessionUpstream::Replica(_, lease) => lease.release(),
+            SessionUpstream::Http(h) => h.close(),
+            SessionUpstream::Sse(s) => s.close(),
+        }
+    }
+
+    /// Forwards a client request; the call yields what comes back.
+    pub async fn call(&self, forward: &Forward<'_>) -> Result<Call, UpstreamError> {
+        let id = forward.message.id.unwrap_or(jsonrpc::null());
+        match self {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
+                p.call(id, forward.message.method(), forward.message.params).await.map(Call::Stdio)
+            }
+            SessionUpstream::Http(h) => Ok(Call::Http(h.call(forward.body.clone(), forward.headers, id))),
+            SessionUpstream::Sse(s) => s.call(forward.body.clone(), forward.headers, id).await.map(Call::Sse),
+        }
+    }
+
+    /// Forwards a client notification. A stdio process learns of a
+    /// cancellation by mcpd's own id for the request.
+    pub async fn notify(&self, forward: &Forward<'_>) -> Result<(), UpstreamError> {
+        let message = forward.message;
+        match self {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
+                // A shared replica completed its own handshake; and its
+                // callers' ids may collide, so a client's cancellation is
+                // not trusted there (mcpd cancels when the client leaves).
+                let shared = matches!(self, SessionUpstream::Replica(..));
+                if shared && matches!(message.method(), "notifications/initialized" | "notifications/cancelled") {
+                    return Ok(());
+                }
+                if message.method() == "notifications/cancelled" {
+                    let params: Option<CancelParams> = message.params.and_then(|p| serde_json::from_str(p.get()).ok());
+                    if let Some(params) = params {
+                        p.cancel_by_client_id(params.request_id, params.reason);
+                    }
+                    return Ok(());
+                }
+                p.notify(message.method(), message.params).await
+            }
+            SessionUpstream::Http(h) => h.send(forward.body.clone(), forward.headers).await,
+            SessionUpstream::Sse(s) => s.post(forward.body.clone(), Some(forward.headers)).await,
+        }
+    }
+
+    /// Passes the client's answer to a server request back. `Ok(false)`
+    /// when no such request waits (stdio knows; HTTP instances judge themselves).
+    pub async fn answer(&self, forward: &Forward<'_>) -> Result<bool, UpstreamError> {
+        match self {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
+                match super::stdio::parse_gateway_id(forward.message.id) {
+                    Some((uid, sequence)) if uid == p.uid => p.answer(sequence, forward.message).await,
+                    _ => Ok(false),
+                }
+            }
+            SessionUpstream::Http(h) => h.send(forward.body.clone(), forward.headers).await.map(|_| true),
+            SessionUpstream::Sse(s) => s.post(forward.body.clone(), Some(forward.headers)).await.map(|_| true),
+        }
+    }
+
+    /// The upstream's own GET stream for the session, where it has one
+    /// (Streamable HTTP instances); other kinds feed the session's outbox.
+    pub fn stream(&self, headers: &HeaderMap) -> Option<Call> {
+        match self {
+            SessionUpstream::Http(h) => Some(Call::Http(h.stream(headers))),
+            _ => None,
+        }
+    }
+
+    /// For logs: the process or instance serving the session.
+    pub fn describe(&self) -> String {
+        match self {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
+                format!("pid {}", p.pid.map_or("?".into(), |p| p.to_string()))
+            }
+            SessionUpstream::Http(h) => h.instance.label.clone(),
+            SessionUpstream::Sse(s) => s.instance.label.clone(),
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! HTTP upstreams: mcpd in front of several real HTTP MCP server instances
+//! (the `mcpd-http-test-server` fixture, each with its own `--name`), driven
+//! by rmcp and raw HTTP. Sessions spread across instances and stick to the
+//! one that created them; a killed instance ends its sessions (404) while
+//! new ones go elsewhere; SSE events reach the client one by one; the
+//! client's credentials stay with mcpd. Also: SSE-only instances, a
+//! supervised command that listens on HTTP, and stdio `replicas`.
+
+use crate::common::*;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The HTTP fixture server; `./dev test` (or `cargo build -p mcpd-http-test-server`) builds it.
+fn http_server() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+    let path = dir.join("mcpd-http-test-server");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p mcpd-http-test-server` (./dev test does)",
+        path.display()
+    );
+    path
+}
+
+/// One running fixture instance; killed on drop.
+struct Upstream {
+    child: Child,
+    port: u16,
+}
+
+impl Upstream {
+    fn start(name: &str, extra: &[&str]) -> Upstream {
+        let mut child = Command::new(http_server())
+            .args(["--port", "0", "--threads", "1", "--name", name])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the HTTP fixture server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("its first line");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        Upstream { child, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Instances named `name0`, `name1`, … and the `urls = [...]` line for them.
+fn instances(n: usize) -> (Vec<Upstream>, String) {
+    let upstreams: Vec<Upstream> = (0..n).map(|i| Upstream::start(&format!("i{i}"), &[])).collect();
+    let urls: Vec<String> = upstreams.iter().map(|u| format!("{:?}", u.url("/mcp"))).collect();
+    (upstreams, format!("urls = [{}]", urls.join(", ")))
+}
+
+fn config(urls: &str, upstream: &str) -> String {
+    format!("[server.fx]\n{urls}\nport = {{port}}\n[server.fx.upstream]\nhealth_check_interval = \"1s\"\n{upstream}\n")
+}
+
+async fn whoami_raw(raw: &Raw, session: &str) -> (u16, String) {
+    let (status, body) = raw.rpc(Some(session), tool_call(7, "whoami", json!({}))).await;
+    let name = body.first().map(|b| text_of(&b["result"])).unwrap_or_default();
+    (status, name)
+}
+
+#[tokio::test]
+async fn sessions_spread_round_robin_and_the_upstream_session_id_stays_hidden() {
+    let (_upstreams, urls) = instances(3);
+    let mcpd = Mcpd::start(&config(&urls, ""), &["/health"]).await;
+    let mut seen = HashMap::new();
+    for _ in 0..6 {
+        let (client, _) = connect(&mcpd.url("/mcp")).await;
+        let name = text_of(&call(&client, "whoami", json!({})).await.expect("whoami"));
+        *seen.entry(name).or_insert(0) += 1;
+        client.cancel().await.expect("close");
+    }
+    let expected: HashMap<String, i32> = [("i0".into(), 2), ("i1".into(), 2), ("i2".into(), 2)].into();
+    assert_eq!(seen, expected, "round robin places two of six sessions on each instance");
+
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let ours = raw.initialize().await;
+    let (status, body) = raw.rpc(Some(&ours), tool_call(2, "session_info", json!({}))).await;
+    assert_eq!(status, 200);
+    let info = &body[0]["result"]["structuredContent"];
+    let theirs = info["session_id"].as_str().expect("the instance has its own session id");
+    assert_ne!(theirs, ours, "the client sees mcpd's session id, never the instance's");
+    assert!(!mcpd.log_text().is_empty());
+}
+
+#[tokio::test]
+async fn every_request_of_a_session_reaches_its_instance_under_concurrency() {
+    let (_upstreams, urls) = instances(3);
+    let mcpd = Mcpd::start(&config(&urls, "lb = \"least_connections\""), &["/health"]).await;
+    let url = mcpd.url("/mcp");
+    let sessions = (0..12).map(|_| {
+        let url = url.clone();
+        async move {
+            let (client, _) = connect(&url).await;
+            let answers = futures::future::join_all((0..8).map(|_| call(&client, "whoami", json!({})))).await;
+            let names: HashSet<String> = answers.into_iter().map(|a| text_of(&a.expect("whoami"))).collect();
+            client.cancel().await.expect("close");
+            names
+        }
+    });
+    let per_session = futures::future::join_all(sessions).await;
+    let mut used = HashSet::new();
+    for names in &per_session {
+        assert_eq!(names.len(), 1, "one session, one instance: {names:?}");
+        used.extend(names.iter().cloned());
+    }
+    assert_eq!(used.len(), 3, "twelve sessions use all three instances: {used:?}");
+}
+
+#[tokio::test]
+async fn a_killed_instance_ends_its_sessions_and_new_sessions_go_elsewhere() {
+    let (mut upstreams, urls) = instances(2);
+    let mcpd = Mcpd::start(&config(&urls, ""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let first = raw.initialize().await;
+    let second = raw.initialize().await;
+    let (_, first_name) = whoami_raw(&raw, &first).await;
+    let (_, second_name) = whoami_raw(&raw, &second).await;
+    assert_eq!((first_name.as_str(), second_name.as_str()), ("i0", "i1"));
+
+    upstreams[0].kill();
+    let (status, body) = raw.rpc(Some(&first), tool_call(3, "whoami", json!({}))).await;
+    assert_eq!(status, 404, "the session's instance is gone, so the client must re-initialize: {body:?}");
+    assert_eq!(body[0]["error"]["code"], -32001);
+    let (status, _) = raw.rpc(Some(&first), tool_call(4, "whoami", json!({}))).await;
+    assert_eq!(status, 404, "and the session stays gone");
+    assert_eq!(whoami_raw(&raw, &second).await, (200, "i1".into()), "sessions on the live instance carry on");
+    for _ in 0..3 {
+        let fresh = raw.initialize().await;
+        assert_eq!(whoami_raw(&raw, &fresh).await, (200, "i1".into()), "new sessions avoid the dead instance");
+    }
+    // The rmcp client, too, starts over on the live instance.
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    assert_eq!(text_of(&call(&client, "whoami", json!({})).await.expect("whoami")), "i1");
+}
+
+#[tokio::test]
+async fn sse_events_reach_the_client_one_by_one() {
+    let (_upstreams, urls) = instances(1);
+    let mcpd = Mcpd::start(&config(&urls, ""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    let (count, interval) = (4u32, Duration::from_millis(400));
+    let request = tool_call(9, "slow_stream", json!({"count": count, "interval_ms": interval.as_millis() as u64}));
+    let sent = Instant::now();
+    let response = raw.post(Some(&session), request.to_string()).send().await.expect("POST");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut arrivals: Vec<(Instant, Value)> = Vec::new();
+    while let Some(chunk) = body.next().await {
+        buffer.push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("UTF-8"));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            for data in sse_data(&event) {
+                arrivals.push((Instant::now(), data));
+            }
+        }
+    }
+    let notes: Vec<_> = arrivals.iter().filter(|(_, m)| m["method"] == "notifications/message").collect();
+    assert_eq!(notes.len(), count as usize, "{arrivals:?}");
+    // The instance sends note k no earlier than (k-1)·interval after the
+    // request, so a note that arrives before k·interval arrived before the
+    // next one existed: nothing held it back to send it with the next.
+    for (k, (at, note)) in notes.iter().enumerate() {
+        assert_eq!(note["params"]["data"], format!("step {} of {count}", k + 1));
+        let next_emitted_no_earlier = interval * (k as u32 + 1);
+        assert!(
+            at.duration_since(sent) < next_emitted_no_earlier,
+            "note {} arrived {:?} after the request, when the next one could already exist",
+            k + 1,
+            at.duration_since(sent)
+        );
+    }
+    let last = &arrivals.last().expect("an answer").1;
+    assert_eq!(last["id"], 9);
+    assert_eq!(text_of(&last["result"]), format!("sent {count} notifications"));
+}
+
+#[tokio::test]
+async fn client_credentials_stay_with_mcpd_unless_forwarded() {
+    let (_upstreams, urls) = instances(1);
+    let upstream = "forward_headers = [\"x-request-id\"]\nheaders = { x-gateway = \"mcpd\" }";
+    let mcpd = Mcpd::start(&config(&urls, upstream), &["/health"]).await;
+    let seen = headers_seen(&mcpd).await;
+    assert!(seen.get("authorization").is_none(), "Authorization must not reach the instance: {seen}");
+    assert!(seen.get("cookie").is_none(), "{seen}");
+    assert_eq!(seen["x-request-id"], "req-1");
+    assert_eq!(seen["x-gateway"], "mcpd");
+    assert_eq!(seen["mcp-protocol-version"], "2025-11-25");
+    assert_ne!(seen["mcp-session-id"], Value::Null);
+
+    let mcpd = Mcpd::start(&config(&urls, "forward_headers = [\"Authorization\"]"), &["/health"]).await;
+    let seen = headers_seen(&mcpd).await;
+    assert_eq!(seen["authorization"], "Bearer client-token", "listed in forward_headers, it is passed on");
+}
+
+/// The headers the instance saw on a `session_info` call sent with credentials.
+async fn headers_seen(mcpd: &Mcpd) -> Value {
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    let response = raw
+        .post(Some(&session), tool_call(5, "session_info", json!({})).to_string())
+        .header("authorization", "Bearer client-token")
+        .header("cookie", "sid=secret")
+        .header("x-request-id", "req-1")
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("JSON");
+    body["result"]["structuredContent"]["headers"].clone()
+}
+
+#[tokio::test]
+async fn consistent_hash_keeps_a_header_value_on_one_instance() {
+    let (_upstreams, urls) = instances(3);
+    let upstream = "lb = \"consistent_hash\"\nhash_header = \"x-user\"";
+    let mcpd = Mcpd::start(&config(&urls, upstream), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let mut placed: HashMap<String, String> = HashMap::new();
+    for round in 0..3 {
+        for user in 0..12 {
+            let user = format!("user-{user}");
+            let response = raw.post(None, INIT).header("x-user", &user).send().await.expect("initialize");
+            let session = response.headers()["mcp-session-id"].to_str().unwrap().to_string();
+            let _ = response.bytes().await;
+            let (_, name) = whoami_raw(&raw, &session).await;
+            // (sessions per client are capped: end each one)
+            let _ = raw.http.delete(&raw.url).header("mcp-session-id", &session).send().await;
+            match round {
+                0 => {
+                    placed.insert(user, name);
+                }
+                _ => assert_eq!(placed[&user], name, "{user} moved"),
+            }
+        }
+    }
+    let used: HashSet<&String> = placed.values().collect();
+    assert!(used.len() > 1, "twelve users hash onto more than one instance: {placed:?}");
+}
+
+#[tokio::test]
+async fn least_connections_fills_the_instance_a_session_left() {
+    let (_upstreams, urls) = instances(2);
+    let mcpd = Mcpd::start(&config(&urls, "lb = \"least_connections\""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let a = raw.initialize().await;
+    let b = raw.initialize().await;
+    let (_, a_name) = whoami_raw(&raw, &a).await;
+    let (_, b_name) = whoami_raw(&raw, &b).await;
+    assert_ne!(a_name, b_name);
+    let deleted = raw.http.delete(&raw.url).header("mcp-session-id", &a).send().await.expect("DELETE");
+    assert_eq!(deleted.status(), 200);
+    for _ in 0..2 {
+        let c = raw.initialize().await;
+        assert_eq!(whoami_raw(&raw, &c).await.1, a_name, "the emptier instance takes the new session");
+        let d = raw.initialize().await;
+        assert_eq!(whoami_raw(&raw, &d).await.1, if a_name == "i0" { "i1" } else { "i0" });
+        let _ = raw.http.delete(&raw.url).header("mcp-session-id", &c).send().await;
+        let _ = raw.http.delete(&raw.url).header("mcp-session-id", &d).send().await;
+    }
+}
+
+#[tokio::test]
+async fn get_stream_and_delete_reach_the_owning_instance() {
+    let (_upstreams, urls) = instances(2);
+    let mcpd = Mcpd::start(&config(&urls, ""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    let get = raw
+        .http
+        .get(&raw.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(get.status(), 200);
+    let mut stream = get.bytes_stream();
+    // The instance sends these on the session's GET stream, which mcpd relays.
+    let (status, body) = raw
+        .rpc(Some(&session), tool_call(3, "slow_stream", json!({"count": 2, "interval_ms": 1, "via_get": true})))
+        .await;
+    assert_eq!((status, text_of(&body[0]["result"])), (200, "sent 2 notifications".into()));
+    let mut text = String::new();
+    while sse_data(&text).len() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("events").unwrap();
+        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+    }
+    assert_eq!(sse_data(&text)[1]["params"]["data"], "step 2 of 2");
+
+    let deleted = raw.http.delete(&raw.url).header("mcp-session-id", &session).send().await.expect("DELETE");
+    assert_eq!(deleted.status(), 200);
+    assert_eq!(whoami_raw(&raw, &session).await.0, 404);
+}
+
+#[tokio::test]
+async fn an_sse_only_instance_is_served_as_streamable_http() {
+    let sse = Upstream::start("legacy", &[]);
+    for transport in ["sse", "auto"] {
+        let text =
+            format!("url = {:?}\nport = {{port}}\n[server.fx.upstream]\ntransport = {transport:?}\n", sse.url("/sse"));
+        let mcpd = Mcpd::start(&format!("[server.fx]\n{text}"), &["/health"]).await;
+        let (client, handler) = connect(&mcpd.url("/mcp")).await;
+        assert_eq!(text_of(&call(&client, "whoami", json!({})).await.expect("whoami")), "legacy");
+        let result = call(&client, "echo", json!({"text": "over SSE"})).await.expect("echo");
+        assert_eq!(text_of(&result), "over SSE");
+        let result = call(&client, "slow_stream", json!({"count": 2, "interval_ms": 1})).await.expect("slow_stream");
+        assert_eq!(text_of(&result), "sent 2 notifications");
+        // rmcp asks for progress on every request, so the instance reports it;
+        // rmcp hands notifications to the handler on its own task.
+        eventually("both progress notifications reach the client", Duration::from_secs(10), || async {
+            (handler.progress.lock().unwrap().len() == 2).then_some(())
+        })
+        .await;
+        client.cancel().await.expect("close");
+    }
+}
+
+#[tokio::test]
+async fn a_supervised_command_listening_on_http_is_run_and_proxied() {
+    let port = free_port();
+    let text = format!(
+        "[server.fx]\ncommand = {:?}\nargs = [\"--port\", \"{port}\", \"--name\", \"supervised\"]\n\
+         upstream_url = \"http://127.0.0.1:{port}/mcp\"\nport = {{port}}\n\
+         [server.fx.upstream]\nhealth_check_interval = \"200ms\"\n",
+        http_server().display().to_string()
+    );
+    let mcpd = Mcpd::start(&text, &["/health"]).await;
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    assert_eq!(text_of(&call(&client, "whoami", json!({})).await.expect("whoami")), "supervised");
+    // It crashes; mcpd starts it again, and a new session works.
+    let _ = call(&client, "crash", json!({})).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let name = eventually("the supervised server is back", Duration::from_secs(20), || async {
+        let response = raw.post(None, INIT).send().await.ok()?;
+        let session = response.headers().get("mcp-session-id")?.to_str().ok()?.to_string();
+        let (status, name) = whoami_raw(&raw, &session).await;
+        (status == 200).then_some(name)
+    })
+    .await;
+    assert_eq!(name, "supervised");
+}
+
+#[tokio::test]
+async fn stdio_replicas_share_sessions_and_a_dead_replica_ends_only_its_own() {
+    let config = "[server.fx]\ncommand = \"{server}\"\nport = {port}\nreplicas = 2\n";
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let pid_of = |body: &Vec<Value>| -> u64 {
+        serde_json::from_str::<Value>(&text_of(&body[0]["result"])).expect("stats")["pid"].as_u64().expect("pid")
+    };
+    // /health is ok once one replica runs; the other may start a moment later.
+    let mut by_pid: HashMap<u64, Vec<String>> = HashMap::new();
+    for _ in 0..40 {
+        if by_pid.len() == 2 && by_pid.values().all(|s| s.len() >= 2) {
+            break;
+        }
+        let session = raw.initialize().await;
+        let (_, body) = raw.rpc(Some(&session), tool_call(1, "stats", json!({}))).await;
+        let pid = pid_of(&body);
+        for _ in 0..3 {
+            let (_, again) = raw.rpc(Some(&session), tool_call(2, "stats", json!({}))).await;
+            assert_eq!(pid_of(&again), pid, "a session stays on its replica");
+        }
+        by_pid.entry(pid).or_default().push(session);
+    }
+    assert_eq!(by_pid.len(), 2, "sessions spread over the two replicas: {by_pid:?}");
+
+    let (victim, sessions) = by_pid.iter().next().map(|(p, s)| (*p, s.clone())).unwrap();
+    let survivors: Vec<String> = by_pid.iter().filter(|(p, _)| **p != victim).flat_map(|(_, s)| s.clone()).collect();
+    // SAFETY: killing a replica process the test learned the pid of.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    for session in &sessions {
+        let status = eventually("the dead replica's sessions end", Duration::from_secs(10), || async {
+            let (status, _) = raw.rpc(Some(session), tool_call(3, "stats", json!({}))).await;
+            (status == 404).then_some(status)
+        })
+        .await;
+        assert_eq!(status, 404);
+    }
+    for session in &survivors {
+        let (status, _) = raw.rpc(Some(session), tool_call(4, "stats", json!({}))).await;
+        assert_eq!(status, 200, "sessions on the other replica carry on");
+    }
+    let fresh = raw.initialize().await;
+    assert_eq!(raw.rpc(Some(&fresh), tool_call(5, "echo", json!({"text": "x"}))).await.0, 200);
+}
+
+#[test]
+fn bad_upstream_config_is_refused_with_its_line() {
+    let (ok, text, _) = check_config("[server.a]\nurls = [\"http://127.0.0.1:1/mcp\", \"gopher://x\"]\n");
+    assert!(!ok);
+    assert!(text.contains(":2:35: server.a.urls[1]: \"gopher://x\": only http:// and https:// URLs"), "{text}");
+    let (ok, text, _) =
+        check_config("[server.a]\nurl = \"http://127.0.0.1:1/mcp\"\n[server.a.upstream]\nlb = \"fastest\"\n");
+    assert!(!ok);
+    assert!(text.contains(":4:6: server.a.upstream.lb: unknown balancing \"fastest\""), "{text}");
+}
