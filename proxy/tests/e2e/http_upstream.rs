@@ -428,3 +428,64 @@ fn bad_upstream_config_is_refused_with_its_line() {
     assert!(!ok);
     assert!(text.contains(":4:6: server.a.upstream.lb: unknown balancing \"fastest\""), "{text}");
 }
+
+/// `node` and the TypeScript SDK fixture (`npm ci` in fixtures/ts-http-server; ./dev test does).
+fn ts_server() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/ts-http-server");
+    assert!(
+        dir.join("node_modules/@modelcontextprotocol/sdk").exists(),
+        "the TypeScript SDK fixture is not installed: run `npm ci --prefix fixtures/ts-http-server` (./dev test does)"
+    );
+    dir.join("server.mjs")
+}
+
+/// One instance of the TypeScript SDK fixture; killed on drop.
+fn start_ts(name: &str) -> Upstream {
+    let mut child = Command::new("node")
+        .arg(ts_server())
+        .args(["--name", name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start node (the TypeScript SDK fixture)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("its first line");
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+    Upstream { port: port.unwrap_or_else(|| panic!("unexpected first line {line:?}")), child }
+}
+
+#[tokio::test]
+async fn typescript_sdk_instances_behind_mcpd() {
+    let mut upstreams = vec![start_ts("ts0"), start_ts("ts1")];
+    let urls: Vec<String> = upstreams.iter().map(|u| format!("{:?}", u.url("/mcp"))).collect();
+    let mcpd = Mcpd::start(&config(&format!("urls = [{}]", urls.join(", ")), ""), &["/health"]).await;
+
+    let mut clients = Vec::new();
+    for expected in ["ts0", "ts1", "ts0", "ts1"] {
+        let (client, handler) = connect(&mcpd.url("/mcp")).await;
+        assert_eq!(text_of(&call(&client, "whoami", json!({})).await.expect("whoami")), expected);
+        clients.push((client, handler));
+    }
+    let (client, handler) = &clients[0];
+    let echoed = call(client, "echo", json!({"text": "through mcpd"})).await.expect("echo");
+    assert_eq!(text_of(&echoed), "through mcpd");
+    let stepped = call(client, "steps", json!({"count": 3})).await.expect("steps");
+    assert_eq!(text_of(&stepped), "3 steps");
+    eventually("the SDK server's log notifications reach the client", Duration::from_secs(10), || async {
+        (handler.logs.lock().unwrap().len() == 3).then_some(())
+    })
+    .await;
+
+    // An SDK server instance dies: its sessions end (404), the others carry on.
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let (on_ts0, on_ts1) = (raw.initialize().await, raw.initialize().await);
+    assert_eq!(whoami_raw(&raw, &on_ts1).await, (200, "ts1".into()));
+    upstreams[1].kill();
+    assert_eq!(whoami_raw(&raw, &on_ts1).await.0, 404);
+    assert_eq!(whoami_raw(&raw, &on_ts0).await, (200, "ts0".into()));
+    for (client, _) in clients.iter().step_by(2) {
+        assert_eq!(text_of(&call(client, "whoami", json!({})).await.expect("whoami")), "ts0");
+    }
+    let fresh = raw.initialize().await;
+    assert_eq!(whoami_raw(&raw, &fresh).await, (200, "ts0".into()));
+}
