@@ -153,6 +153,10 @@ pub async fn message(
     let Ok(message) = Message::parse(&bytes) else {
         return Filtered::Pass(bytes);
     };
+    let method = message.method.as_deref().or(answering.and_then(|a| a.method.as_deref()));
+    if !route.plugins.wants_message(hook, method) {
+        return Filtered::Pass(bytes);
+    }
     let direction = match hook {
         Hook::Response => Direction::ServerToClient,
         _ => Direction::ClientToServer,

@@ -8,7 +8,7 @@
 //! on as if the plugin had said `proceed`.
 
 use super::bindings::{
-    Decision, Header, HookSet, HttpReply, HttpRequest, McpMessage, PluginContext, Rejection, RpcError,
+    Decision, Header, HookSet, HttpReply, HttpRequest, McpMessage, MessageKind, PluginContext, Rejection, RpcError,
 };
 use super::loaded::{Hook, Limits, LoadedPlugin};
 use super::store::PluginStore;
@@ -65,6 +65,13 @@ impl PluginSlot {
         let loaded = loaded?;
         tracing::info!(plugin = %loaded.name, version = %loaded.version, path = %label, "plugin loaded");
         Ok(Arc::new(PluginSlot { current: RwLock::new(loaded), settings, context, cache_dir, seen: Mutex::new(stamp) }))
+    }
+
+    /// Whether this plugin's `hook` takes a message with `method`.
+    fn sees(&self, hook: Hook, method: Option<&str>) -> bool {
+        let methods = &self.settings.methods;
+        let admitted = methods.is_empty() || method.is_some_and(|m| methods.iter().any(|allowed| allowed == m));
+        admitted && self.current().hooks.contains(hook.flag())
     }
 
     pub fn current(&self) -> Arc<LoadedPlugin> {
@@ -189,6 +196,12 @@ impl Chain {
         self.entries.iter().any(|slot| slot.current().hooks.contains(hook.flag()))
     }
 
+    /// True when some plugin's `hook` would see a message with `method`
+    /// (its `methods` list admits it), so the caller can skip the message.
+    pub fn wants_message(&self, hook: Hook, method: Option<&str>) -> bool {
+        self.entries.iter().any(|slot| slot.sees(hook, method))
+    }
+
     /// Runs the HTTP-request hook; `principal`, `scopes` and the request's
     /// headers collect changes.
     pub async fn on_http_request(
@@ -223,16 +236,20 @@ impl Chain {
     /// Runs the request or response hook over `message`, applying changes to it.
     pub async fn on_message(&self, hook: Hook, message: &mut McpMessage) -> Verdict {
         for slot in &self.entries {
-            let plugin = slot.current();
-            if !plugin.hooks.contains(hook.flag()) {
+            if !slot.sees(hook, message.method.as_deref()) {
                 continue;
             }
+            let plugin = slot.current();
             let result = timed(&plugin, hook, plugin.call(hook, None, Some(message))).await;
             match settle(slot, &plugin, result) {
                 Step::Next(None) => {}
                 Step::Next(Some(changes)) => {
                     if changes.params.is_some() {
                         message.params = changes.params;
+                        // The next plugin must see the name the new params carry.
+                        if message.kind == MessageKind::Request {
+                            message.name = subject_of(message.method.as_deref(), message.params.as_deref());
+                        }
                     }
                     if changes.principal.is_some() {
                         message.principal = changes.principal;
@@ -247,6 +264,17 @@ impl Chain {
         }
         Verdict::Proceed
     }
+}
+
+/// The tool or prompt name, or resource URI, in a request's params.
+fn subject_of(method: Option<&str>, params: Option<&str>) -> Option<String> {
+    let field = match method? {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
+        _ => return None,
+    };
+    let params: serde_json::Value = serde_json::from_str(params?).ok()?;
+    params.get(field)?.as_str().map(str::to_owned)
 }
 
 async fn timed(

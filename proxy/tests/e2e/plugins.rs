@@ -323,3 +323,32 @@ async fn mcpd_reload_swaps_plugins_when_file_watching_is_off() {
     .await;
     assert!(mcpd.log_text().contains("SIGHUP: reloading plugins"));
 }
+
+#[tokio::test]
+async fn methods_limit_which_messages_a_plugin_sees() {
+    // The example plugin denies `echo`, but this entry only sees tools/list.
+    let route = |name: &str, methods: &str| {
+        format!(
+            r#"
+[server.{name}]
+command = "{{server}}"
+[server.{name}.session]
+enabled = false
+[[server.{name}.plugins]]
+path = "{{plugins}}/mcpd_plugin_example.wasm"
+config = {{ deny_tools = ["echo"] }}
+{methods}
+"#
+        )
+    };
+    let mut config = "[gateway]\nlisten = \"127.0.0.1:{port}\"\n".to_string();
+    config += &route("listonly", "methods = [\"tools/list\"]");
+    config += &route("calls", "methods = [\"tools/call\"]");
+    let mcpd = Mcpd::start(&config, &["/listonly/health", "/calls/health"]).await;
+    let call = |path: &str| {
+        let raw = Raw::new(mcpd.url(path));
+        async move { raw.rpc(None, tool_call(1, "echo", json!({"text": "x"}))).await.0 }
+    };
+    assert_eq!(call("/listonly/mcp").await, 200, "the plugin never saw the tools/call");
+    assert_eq!(call("/calls/mcp").await, 403, "the plugin saw it and denied it");
+}
