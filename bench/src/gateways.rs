@@ -31,8 +31,17 @@ impl Row {
     fn print(&self) {
         let r = &self.result;
         let mib = |kb: u64| kb as f64 / 1024.0;
+        // /proc counts CPU in 10 ms ticks: too coarse for short (smoke) runs.
+        let cpu = match r.elapsed >= Duration::from_secs(2) {
+            true => format!(
+                "{:.1} / {:.1} µs",
+                self.cpu_us_per_request(self.cpu.root_cpu),
+                self.cpu_us_per_request(self.cpu.tree_cpu)
+            ),
+            false => "– (run too short)".to_string(),
+        };
         println!(
-            "| {} | {} | {:.0} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {:.1} / {:.1} µs | {:.1} / {:.1} MiB ({}) |",
+            "| {} | {} | {:.0} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {cpu} | {:.1} / {:.1} MiB ({}) |",
             self.target,
             self.clients,
             r.rate(),
@@ -41,8 +50,6 @@ impl Row {
             r.us(0.99),
             r.us(1.0),
             r.errors,
-            self.cpu_us_per_request(self.cpu.root_cpu),
-            self.cpu_us_per_request(self.cpu.tree_cpu),
             mib(self.end.root_hwm_kb),
             mib(self.end.tree_hwm_kb),
             self.end.processes,
