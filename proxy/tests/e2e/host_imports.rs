@@ -156,3 +156,30 @@ async fn an_unreachable_redis_store_stops_startup_with_the_reason() {
     assert!(!run.status.success());
     assert!(stderr.contains("gateway.store = \"redis://127.0.0.1:1\": cannot use it"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_rate_limit_plugin_holds_one_limit_across_two_nodes_through_redis() {
+    let redis = Redis::start().await;
+    let config = format!(
+        r#"
+[gateway]
+store = "redis://127.0.0.1:{}"
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[server.fx.session]
+enabled = false
+[[server.fx.plugins]]
+path = "{{plugins}}/mcpd_rate_limit.wasm"
+config = {{ limits = [{{ key = "route", rate = 3, per = "1h" }}] }}
+"#,
+        redis.port
+    );
+    let (a, b) = (Mcpd::start(&config, &["/health"]).await, Mcpd::start(&config, &["/health"]).await);
+    let mut statuses = Vec::new();
+    for node in [&a, &b, &a, &b] {
+        let raw = Raw::new(node.url("/mcp"));
+        statuses.push(raw.rpc(None, tool_call(1, "echo", json!({"text": "x"}))).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "3 an hour for the route, whichever node is asked");
+}
