@@ -109,9 +109,9 @@ fn main() -> ExitCode {
                 println!("{}: ok", config.path.display());
                 for server in &config.servers {
                     println!(
-                        "  server {:?}: `{}` at http://{}{}",
+                        "  server {:?}: {} at http://{}{}",
                         server.name,
-                        server.command,
+                        server.upstream_label(),
                         server.listen,
                         server.mcp_path()
                     );

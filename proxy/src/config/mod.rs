@@ -132,6 +132,23 @@ impl ServerSettings {
         format!("{}/mcp", self.mount)
     }
 
+    /// What serves this server, for people: `` `command` ``, its URLs, or
+    /// its translator plugin.
+    pub fn upstream_label(&self) -> String {
+        match (&self.http_upstream, &self.translator) {
+            (Some(http), _) if http.supervised => format!("`{}` listening at {}", self.command, http.urls[0]),
+            (Some(http), _) => {
+                let urls: Vec<String> = http.urls.iter().map(ToString::to_string).collect();
+                format!("HTTP {}", urls.join(", "))
+            }
+            (None, Some(translator)) => format!("translator {}", translator.path.display()),
+            (None, None) => match self.replicas {
+                Some(n) => format!("`{}` ×{n}", self.command),
+                None => format!("`{}`", self.command),
+            },
+        }
+    }
+
     /// The health endpoint path, e.g. `/health` or `/api-tools/health`.
     pub fn health_route(&self) -> String {
         format!("{}{}", self.mount, self.health_path)

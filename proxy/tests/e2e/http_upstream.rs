@@ -481,6 +481,11 @@ async fn typescript_sdk_instances_behind_mcpd() {
     })
     .await;
 
+    // The server asks the client to sample, on the request's stream; the
+    // client's answer is POSTed back and must reach that same instance.
+    let sampled = call(client, "sample", json!({"prompt": "a haiku"})).await.expect("sample");
+    assert_eq!(text_of(&sampled), "sampled a haiku");
+
     // An SDK server instance dies: its sessions end (404), the others carry on.
     let raw = Raw::new(mcpd.url("/mcp"));
     let (on_ts0, on_ts1) = (raw.initialize().await, raw.initialize().await);
