@@ -499,3 +499,57 @@ async fn typescript_sdk_instances_behind_mcpd() {
     let fresh = raw.initialize().await;
     assert_eq!(whoami_raw(&raw, &fresh).await, (200, "ts0".into()));
 }
+
+#[tokio::test]
+async fn an_ejected_instance_takes_sessions_again_once_healthy() {
+    let port = free_port();
+    let fixed = ["--port".to_string(), port.to_string()];
+    let start_fixed = || {
+        let mut child = Command::new(http_server())
+            .args(&fixed)
+            .args(["--threads", "1", "--name", "comeback"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the HTTP fixture server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("its first line");
+        Upstream { child, port }
+    };
+    let steady = Upstream::start("steady", &[]);
+    let mut comeback = start_fixed();
+    let urls = format!("urls = [{:?}, {:?}]", comeback.url("/mcp"), steady.url("/mcp"));
+    let text =
+        format!("[server.fx]\n{urls}\nport = {{port}}\n[server.fx.upstream]\nhealth_check_interval = \"100ms\"\n");
+    let mcpd = Mcpd::start(&text, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let names = |n| {
+        let raw = &raw;
+        async move {
+            let mut names = HashSet::new();
+            for _ in 0..n {
+                let session = raw.initialize().await;
+                names.insert(whoami_raw(raw, &session).await.1);
+                let _ = raw.http.delete(&raw.url).header("mcp-session-id", &session).send().await;
+            }
+            names
+        }
+    };
+    eventually("both instances take sessions", Duration::from_secs(10), || async {
+        (names(4).await.len() == 2).then_some(())
+    })
+    .await;
+
+    comeback.kill();
+    // Ejected (by the next health check, or by the first connection refused).
+    eventually("sessions avoid the dead instance", Duration::from_secs(10), || async {
+        (names(4).await == HashSet::from(["steady".to_string()])).then_some(())
+    })
+    .await;
+    let mut comeback = start_fixed();
+    eventually("the instance takes sessions again once its health check passes", Duration::from_secs(10), || async {
+        (names(4).await.len() == 2).then_some(())
+    })
+    .await;
+    comeback.kill();
+}
