@@ -105,10 +105,10 @@ impl Conn {
 
     /// Ends the session (not measured; errors do not matter here).
     async fn close(mut self) {
-        if self.session.is_some() {
-            if let Ok(response) = self.sender.send_request(self.request(hyper::Method::DELETE, "")).await {
-                let _ = response.into_body().collect().await;
-            }
+        if self.session.is_some()
+            && let Ok(response) = self.sender.send_request(self.request(hyper::Method::DELETE, "")).await
+        {
+            let _ = response.into_body().collect().await;
         }
     }
 }
