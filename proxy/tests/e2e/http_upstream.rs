@@ -54,6 +54,13 @@ impl Upstream {
         Upstream { child, port }
     }
 
+    /// An instance on a given port (to start it again where it was).
+    fn start_on(port: u16, name: &str) -> Upstream {
+        let upstream = Upstream::start(name, &["--port", &port.to_string()]);
+        assert_eq!(upstream.port, port);
+        upstream
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -503,19 +510,7 @@ async fn typescript_sdk_instances_behind_mcpd() {
 #[tokio::test]
 async fn an_ejected_instance_takes_sessions_again_once_healthy() {
     let port = free_port();
-    let fixed = ["--port".to_string(), port.to_string()];
-    let start_fixed = || {
-        let mut child = Command::new(http_server())
-            .args(&fixed)
-            .args(["--threads", "1", "--name", "comeback"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the HTTP fixture server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("its first line");
-        Upstream { child, port }
-    };
+    let start_fixed = || Upstream::start_on(port, "comeback");
     let steady = Upstream::start("steady", &[]);
     let mut comeback = start_fixed();
     let urls = format!("urls = [{:?}, {:?}]", comeback.url("/mcp"), steady.url("/mcp"));
@@ -552,4 +547,22 @@ async fn an_ejected_instance_takes_sessions_again_once_healthy() {
     })
     .await;
     comeback.kill();
+}
+
+#[tokio::test]
+async fn with_every_instance_ejected_a_new_session_still_tries_them() {
+    let port = free_port();
+    let mut only = Upstream::start_on(port, "only");
+    let text = config(&format!("url = {:?}", only.url("/mcp")), "").replace("\"1s\"", "\"1h\"");
+    let mcpd = Mcpd::start(&text, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    only.kill();
+    assert_eq!(whoami_raw(&raw, &session).await.0, 404, "its instance is gone (and now ejected)");
+    let (status, _) = raw.rpc(None, serde_json::from_str(INIT).unwrap()).await;
+    assert_eq!(status, 503, "nothing answers anywhere");
+    // Back long before its next health check (an hour away): sessions work at once.
+    let _only = Upstream::start_on(port, "only");
+    let fresh = raw.initialize().await;
+    assert_eq!(whoami_raw(&raw, &fresh).await, (200, "only".into()));
 }

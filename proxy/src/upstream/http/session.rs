@@ -4,7 +4,9 @@
 //!
 //! [`HttpUpstream::open`] creates one from the client's `initialize`: it
 //! picks an instance, and if that instance cannot be reached, ejects it and
-//! tries the next (nothing was created there, so this is safe). Later
+//! tries the next (nothing was created there, so this is safe). When no
+//! instance is healthy it tries them all anyway, and one that answers is
+//! back in balancing. Later
 //! requests go to that instance only; when it is gone (unreachable, or it
 //! answers 404 for the session) the session is over.
 
@@ -54,7 +56,7 @@ impl HttpUpstream {
     ) -> Result<(SessionUpstream, super::super::Call), UpstreamError> {
         let mut tried = Vec::new();
         let mut last_error = None;
-        while let Some(index) = self.pick(key, &tried) {
+        while let Some(index) = self.pick_for_open(key, &tried) {
             tried.push(index);
             let instance = &self.instances[index];
             let result = match instance.is_legacy() {
@@ -75,7 +77,11 @@ impl HttpUpstream {
                 },
             };
             match result {
-                Ok(opened) => return Ok(opened),
+                Ok(opened) => {
+                    // It answered: if it was ejected, it is back.
+                    instance.restore();
+                    return Ok(opened);
+                }
                 // Nothing answered there, so nothing was created: try another.
                 Err(error @ UpstreamError::Unreachable { .. }) => last_error = Some(error),
                 Err(error) => return Err(error),
@@ -85,6 +91,17 @@ impl HttpUpstream {
             instance: format!("of server {:?}", &*self.server),
             reason: self.down_reason().unwrap_or_else(|| "no instance takes new sessions".into()),
         }))
+    }
+
+    /// The instance to try next for a new session: the balancer's pick
+    /// among healthy instances; when none is healthy, any not yet tried
+    /// (better a chance than a certain 503: an instance may be back before
+    /// its next health check says so).
+    fn pick_for_open(&self, key: Option<&[u8]>, tried: &[usize]) -> Option<usize> {
+        match self.is_up() {
+            true => self.pick(key, tried),
+            false => (0..self.instances.len()).find(|i| !tried.contains(i)),
+        }
     }
 
     async fn open_streamable(
