@@ -22,15 +22,30 @@ pub enum UpstreamError {
     /// The instance answered 404 for the session: it no longer knows it.
     #[error("MCP server instance {instance} no longer knows the session")]
     SessionLost { instance: String },
-    /// The instance answered with an HTTP error status.
+    /// The instance answered with an HTTP error status. `headers`: those of
+    /// [`RELAYED_HEADERS`] it sent, for the client.
     #[error("MCP server instance {instance} answered HTTP {status}")]
-    Status { instance: String, status: u16, content_type: Option<String>, body: Bytes },
+    Status { instance: String, status: u16, content_type: Option<String>, body: Bytes, headers: Vec<(String, String)> },
     /// The connection failed after it was made (reset, closed mid-answer).
     #[error("connection to MCP server instance {instance} failed: {reason}")]
     Transport { instance: String, reason: String },
     /// The instance's answer is not what the protocol allows.
     #[error("MCP server instance {instance} broke the protocol: {reason}")]
     Protocol { instance: String, reason: String },
+}
+
+/// Headers of an instance's refusal that mean something to the client:
+/// when to retry, what is allowed, how to authenticate (the last only
+/// reaches clients whose credentials are forwarded).
+pub const RELAYED_HEADERS: &[&str] = &["retry-after", "allow", "www-authenticate"];
+
+/// The [`RELAYED_HEADERS`] among `headers`.
+pub fn relayed_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    RELAYED_HEADERS
+        .iter()
+        .flat_map(|name| headers.get_all(*name).iter().map(move |v| (name, v)))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect()
 }
 
 impl UpstreamError {

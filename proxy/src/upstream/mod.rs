@@ -17,7 +17,7 @@ pub mod stdio;
 pub mod supervised;
 
 pub use call::{Call, Event};
-pub use error::UpstreamError;
+pub use error::{UpstreamError, relayed_headers};
 
 use std::time::Duration;
 

@@ -149,7 +149,8 @@ async fn connect(
     if status != 200 {
         let content_type = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let content_type = content_type.map(str::to_owned);
-        return Err(UpstreamError::Status { instance: label(), status, content_type, body: Bytes::new() });
+        let headers = super::relayed_headers(response.headers());
+        return Err(UpstreamError::Status { instance: label(), status, content_type, body: Bytes::new(), headers });
     }
     let mut body = response.into_body();
     let mut parser = SseParser::new(super::http::MAX_ANSWER);
@@ -249,11 +250,15 @@ impl SseSession {
             }
         })?;
         let status = response.status().as_u16();
+        let headers = super::relayed_headers(response.headers());
         let _ = response.into_body().collect().await;
         match status {
             200..=299 => Ok(()),
             404 => Err(UpstreamError::SessionLost { instance: label() }),
-            _ => Err(UpstreamError::Status { instance: label(), status, content_type: None, body: Bytes::new() }),
+            _ => {
+                let body = Bytes::new();
+                Err(UpstreamError::Status { instance: label(), status, content_type: None, body, headers })
+            }
         }
     }
 

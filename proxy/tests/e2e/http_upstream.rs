@@ -463,7 +463,7 @@ fn start_ts(name: &str) -> Upstream {
 
 #[tokio::test]
 async fn typescript_sdk_instances_behind_mcpd() {
-    let mut upstreams = vec![start_ts("ts0"), start_ts("ts1")];
+    let mut upstreams = [start_ts("ts0"), start_ts("ts1")];
     let urls: Vec<String> = upstreams.iter().map(|u| format!("{:?}", u.url("/mcp"))).collect();
     let mcpd = Mcpd::start(&config(&format!("urls = [{}]", urls.join(", ")), ""), &["/health"]).await;
 
@@ -565,4 +565,28 @@ async fn with_every_instance_ejected_a_new_session_still_tries_them() {
     let _only = Upstream::start_on(port, "only");
     let fresh = raw.initialize().await;
     assert_eq!(whoami_raw(&raw, &fresh).await, (200, "only".into()));
+}
+
+#[tokio::test]
+async fn a_stateless_instance_serves_mcpd_sessions_and_refuses_get_as_it_does() {
+    let stateless = Upstream::start("stateless", &["--stateless"]);
+    let mcpd = Mcpd::start(&config(&format!("url = {:?}", stateless.url("/mcp")), ""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    assert_eq!(whoami_raw(&raw, &session).await, (200, "stateless".into()));
+    let (_, body) = raw.rpc(Some(&session), tool_call(2, "session_info", json!({}))).await;
+    let info = &body[0]["result"]["structuredContent"];
+    assert_eq!(info["session_id"], Value::Null, "the instance issued no session id, so none is sent to it");
+    let get = raw
+        .http
+        .get(&raw.url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(get.status(), 405, "the instance has no GET stream");
+    assert_eq!(get.headers()["allow"], "POST", "its Allow header comes along");
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    assert_eq!(text_of(&call(&client, "echo", json!({"text": "ok"})).await.expect("echo")), "ok");
 }

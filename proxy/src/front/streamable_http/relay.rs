@@ -204,7 +204,7 @@ pub(super) async fn upstream_error(
         };
     }
     match error {
-        UpstreamError::Status { status, content_type, body, instance } => {
+        UpstreamError::Status { status, content_type, body, instance, headers } => {
             let forwards_credentials = route
                 .settings
                 .http_upstream
@@ -217,11 +217,18 @@ pub(super) async fn upstream_error(
                 _ => None,
             };
             let is_json = content_type.as_deref().is_some_and(|c| c.starts_with("application/json"));
+            // Its Retry-After and Allow go along (and WWW-Authenticate, only
+            // to clients whose credentials the instance saw).
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .filter(|(name, _)| forwards_credentials || name != "www-authenticate")
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect();
             match relayed {
-                Some(status) if is_json && !body.is_empty() => respond::json(http, status, &[], body).await,
+                Some(status) if is_json && !body.is_empty() => respond::json(http, status, &headers, body).await,
                 Some(status) => {
                     let text = format!("MCP server instance {instance} answered HTTP {status}: {}", preview(&body));
-                    respond::rpc_error(http, status, id, INVALID_REQUEST, &text, &[]).await
+                    respond::rpc_error(http, status, id, INVALID_REQUEST, &text, &headers).await
                 }
                 None => {
                     let text = format!("MCP server instance {instance} answered HTTP {status}: {}", preview(&body));

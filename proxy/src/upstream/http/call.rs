@@ -138,13 +138,10 @@ impl Call {
                 self.state = State::Done;
                 self.instance.metrics.refused.inc();
                 let content_type = (!content_type.is_empty()).then(|| content_type.to_string());
+                let headers = super::super::relayed_headers(&parts.headers);
                 let body = read_limited(body, ERROR_BODY_LIMIT).await.unwrap_or_default();
-                return Err(UpstreamError::Status {
-                    instance: self.instance.label.clone(),
-                    status,
-                    content_type,
-                    body,
-                });
+                let instance = self.instance.label.clone();
+                return Err(UpstreamError::Status { instance, status, content_type, body, headers });
             }
         }
         self.instance.note_success();

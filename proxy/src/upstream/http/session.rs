@@ -193,6 +193,7 @@ impl HttpSession {
         let status = response.status().as_u16();
         let content_type = response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let content_type = content_type.map(str::to_owned);
+        let headers = super::super::relayed_headers(response.headers());
         let body = read_limited(response.into_body(), ERROR_BODY_LIMIT).await.unwrap_or_default();
         match status {
             200..=299 => {
@@ -202,7 +203,7 @@ impl HttpSession {
             404 if self.id.is_some() => Err(UpstreamError::SessionLost { instance: instance() }),
             _ => {
                 self.instance.metrics.refused.inc();
-                Err(UpstreamError::Status { instance: instance(), status, content_type, body })
+                Err(UpstreamError::Status { instance: instance(), status, content_type, body, headers })
             }
         }
     }
