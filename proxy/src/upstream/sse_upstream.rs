@@ -227,8 +227,11 @@ impl SseSession {
         let id: Box<str> = id.get().into();
         let waiting = Pending { id: id.clone(), token, version, events };
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(waiting);
-        let call = Call { session: Arc::clone(self), id, events: receiver, done: false };
-        self.post(body, Some(client)).await?;
+        let mut call = Call { session: Arc::clone(self), id, events: receiver, done: false };
+        if let Err(error) = self.post(body, Some(client)).await {
+            call.done = true; // never sent: nothing to cancel
+            return Err(error);
+        }
         Ok(call)
     }
 

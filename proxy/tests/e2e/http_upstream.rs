@@ -115,7 +115,16 @@ async fn sessions_spread_round_robin_and_the_upstream_session_id_stays_hidden() 
     let info = &body[0]["result"]["structuredContent"];
     let theirs = info["session_id"].as_str().expect("the instance has its own session id");
     assert_ne!(theirs, ours, "the client sees mcpd's session id, never the instance's");
-    assert!(!mcpd.log_text().is_empty());
+
+    let metrics = raw.http.get(mcpd.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let instance = urls.split('"').nth(1).expect("a URL");
+    for line in [
+        format!(r#"mcpd_upstream_instance_up{{instance="{instance}",server="fx"}} 1"#),
+        format!(r#"mcpd_upstream_sessions{{instance="{instance}",server="fx"}} "#),
+        format!(r#"mcpd_upstream_requests_total{{instance="{instance}",result="ok",server="fx"}} "#),
+    ] {
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -83,10 +83,6 @@ impl Call {
         }
     }
 
-    pub(super) fn set_cancel(&mut self, cancel: Cancel) {
-        self.cancel = Some(cancel);
-    }
-
     /// Waits for the instance's status line and headers; returns them for a
     /// successful answer (the body is then read by [`Call::next`]).
     pub(super) async fn start(&mut self) -> Result<http::response::Parts, UpstreamError> {

@@ -61,7 +61,7 @@ impl HttpUpstream {
             let instance = &self.instances[index];
             let result = match instance.is_legacy() {
                 true => self.open_sse(instance, body.clone(), client, request_id, outbox).await,
-                false => match self.open_streamable(instance, body.clone(), client, request_id).await {
+                false => match self.open_streamable(instance, body.clone(), client).await {
                     // `auto`: an instance that refuses a Streamable HTTP POST may speak SSE.
                     Err(UpstreamError::Status { status: 400 | 404 | 405, .. })
                         if self.settings.transport == UpstreamTransport::Auto =>
@@ -109,13 +109,12 @@ impl HttpUpstream {
         instance: &Arc<Instance>,
         body: Bytes,
         client: &HeaderMap,
-        request_id: &RawValue,
     ) -> Result<(SessionUpstream, super::super::Call), UpstreamError> {
         let request = self.post(instance.url.clone(), None, Some(client), body);
         let mut call = Call::new(instance, self.send(request), true, false, None);
         let parts = call.start().await?;
+        // (no cancellation for `initialize`: the spec forbids cancelling it)
         let id = parts.headers.get(SESSION_HEADER).cloned();
-        call.set_cancel(Cancel { upstream: Arc::clone(self), session: id.clone(), request_id: request_id.to_owned() });
         let session = HttpSession {
             upstream: Arc::clone(self),
             instance: Arc::clone(instance),
