@@ -44,10 +44,6 @@ impl Balancer {
         Balancer { balance: balance.clone(), next: AtomicUsize::new(0), ring }
     }
 
-    pub fn balance(&self) -> &Balance {
-        &self.balance
-    }
-
     /// The candidate for a new session, skipping unavailable ones and those
     /// in `skip`. `key` is what consistent hashing hashes (without one it
     /// falls back to round robin).

@@ -109,7 +109,7 @@ async fn bind(
 ) -> Result<Option<Bound>, UpstreamError> {
     let request_id = message.id.unwrap_or(jsonrpc::null());
     if let Some(upstream) = &route.http {
-        let key = hash_key(http, upstream.hash_header(), id);
+        let key = hash_key(http, header_of(&route.settings.balance), id);
         let headers = &http.req_header().headers;
         let limit = route.settings.http.request_timeout;
         let open = upstream.open(Some(key), body.clone(), headers, request_id, outbox);
@@ -143,6 +143,7 @@ async fn bind(
     }
 }
 
+/// The request header consistent hashing reads, if it reads one.
 fn header_of(balance: &crate::config::Balance) -> Option<&http::HeaderName> {
     match balance {
         crate::config::Balance::ConsistentHash { header } => header.as_ref(),

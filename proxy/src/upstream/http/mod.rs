@@ -68,14 +68,6 @@ impl HttpUpstream {
         self.balancer.pick(&self.instances, key, tried)
     }
 
-    /// The header consistent hashing reads, when it hashes a header.
-    pub fn hash_header(&self) -> Option<&http::HeaderName> {
-        match self.balancer.balance() {
-            crate::config::Balance::ConsistentHash { header } => header.as_ref(),
-            _ => None,
-        }
-    }
-
     /// Some instance takes sessions.
     pub fn is_up(&self) -> bool {
         self.instances.iter().any(|i| i.is_up())
