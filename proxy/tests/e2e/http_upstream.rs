@@ -599,3 +599,24 @@ async fn a_stateless_instance_serves_mcpd_sessions_and_refuses_get_as_it_does() 
     let (client, _) = connect(&mcpd.url("/mcp")).await;
     assert_eq!(text_of(&call(&client, "echo", json!({"text": "ok"})).await.expect("echo")), "ok");
 }
+
+#[tokio::test]
+async fn sessions_keep_their_instance_across_a_reload() {
+    let (_upstreams, urls) = instances(3);
+    let mcpd = Mcpd::start(&config(&urls, ""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        let session = raw.initialize().await;
+        let name = whoami_raw(&raw, &session).await.1;
+        before.push((session, name));
+    }
+    mcpd.signal(libc::SIGHUP);
+    eventually("mcpd reloaded", Duration::from_secs(10), || async {
+        mcpd.log_text().contains("plugins reloaded").then_some(())
+    })
+    .await;
+    for (session, name) in &before {
+        assert_eq!(&whoami_raw(&raw, session).await, &(200, name.clone()), "same session, same instance");
+    }
+}
