@@ -85,9 +85,11 @@ impl Route {
 
     pub fn health(&self) -> Health {
         if let Some(http) = &self.http {
+            // Until every instance had its first check, balancing is not
+            // what it will be: report starting (moments, at startup).
             return match http.down_reason() {
+                _ if http.is_starting() => Health::Starting,
                 None => Health::Ok,
-                Some(_) if http.is_starting() => Health::Starting,
                 Some(reason) => Health::Down(reason),
             };
         }

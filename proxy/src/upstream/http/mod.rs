@@ -73,9 +73,9 @@ impl HttpUpstream {
         self.instances.iter().any(|i| i.is_up())
     }
 
-    /// No instance has been health-checked yet.
+    /// Some instance has not had its first health check yet.
     pub fn is_starting(&self) -> bool {
-        !self.instances.iter().any(|i| i.is_checked())
+        !self.instances.iter().all(|i| i.is_checked())
     }
 
     /// `None` while some instance takes sessions; else why none does.
