@@ -52,7 +52,10 @@ enum Cmd {
         /// Measured seconds per run (after one second of warm-up).
         #[arg(long, default_value_t = 5)]
         seconds: u64,
-        /// A quick check: 200 requests per run at 1 and 16 clients.
+        /// Runs per target and level, interleaved; the least disturbed one is kept.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// A quick check: 200 requests per run at 1 and 16 clients, one round.
         #[arg(long)]
         smoke: bool,
         /// Targets by name, comma-separated (default: all but those marked optional).
@@ -217,6 +220,7 @@ async fn plugins(clients: usize, seconds: u64) -> anyhow::Result<()> {
 async fn gateways(
     mut levels: Vec<usize>,
     seconds: u64,
+    mut rounds: usize,
     smoke: bool,
     names: Vec<String>,
     cache: Option<PathBuf>,
@@ -242,6 +246,7 @@ async fn gateways(
     let budget = match smoke {
         true => {
             levels.retain(|&n| n <= 16);
+            rounds = 1;
             load::Budget {
                 warmup: Duration::from_millis(100),
                 duration: Duration::from_secs(30),
@@ -256,11 +261,11 @@ async fn gateways(
     };
     let amount = match budget.max_requests {
         Some(n) => format!("{n} requests per run"),
-        None => format!("{seconds} s per run after 1 s warm-up"),
+        None => format!("{seconds} s per run after 1 s warm-up, {rounds} rounds"),
     };
     println!("tools/call echo; {amount}; {} cores, {pinning}", cores());
     println!();
-    gateways::run(&chosen, &levels, budget, &paths).await
+    gateways::run(&chosen, &levels, rounds, budget, &paths).await
 }
 
 fn main() -> anyhow::Result<()> {
@@ -273,8 +278,8 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Cmd::Hooks { iterations } => hooks(iterations).await,
             Cmd::Plugins { clients, seconds } => plugins(clients, seconds).await,
-            Cmd::Gateways { clients, seconds, smoke, targets, cache } => {
-                gateways(clients, seconds, smoke, targets, cache).await
+            Cmd::Gateways { clients, seconds, rounds, smoke, targets, cache } => {
+                gateways(clients, seconds, rounds, smoke, targets, cache).await
             }
             Cmd::Load { addr, path, clients, seconds } => {
                 let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));

@@ -3,7 +3,8 @@
 //! CPU is `utime + stime + cutime + cstime` of every live process in the
 //! tree (`/proc/PID/stat`), so children reaped during a run still count
 //! through their parent. Memory is `VmHWM` (peak resident set) from
-//! `/proc/PID/status`.
+//! `/proc/PID/status`. [`Machine`] reads the whole machine's CPU time, so a
+//! run can tell how much of it went to other programs (a noisy neighbour).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -87,4 +88,35 @@ pub fn sample(roots: &[u32]) -> Usage {
         usage.processes += 1;
     }
     usage
+}
+
+/// CPU time of the whole machine and of this process, to find what others used.
+#[derive(Clone, Copy, Default)]
+pub struct Machine {
+    /// user + nice + system + steal over all cores (interrupt time left out:
+    /// loopback traffic is handled there, and it is ours).
+    pub busy: Duration,
+    /// This process (the load generator).
+    pub own: Duration,
+}
+
+impl Machine {
+    pub fn sample() -> Self {
+        let hz = ticks();
+        let to_time = |t: u64| Duration::from_nanos(t * 1_000_000_000 / hz);
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("cpu "))
+            .map(|l| l.split_whitespace().filter_map(|f| f.parse().ok()).collect())
+            .unwrap_or_default();
+        let field = |n: usize| fields.get(n).copied().unwrap_or(0);
+        let own = stat_of_self().map_or(0, |s| s.own);
+        Machine { busy: to_time(field(0) + field(1) + field(2) + field(7)), own: to_time(own) }
+    }
+}
+
+fn stat_of_self() -> Option<Stat> {
+    stat(std::process::id())
 }
