@@ -43,16 +43,19 @@ impl Row {
         let r = &self.result;
         let mib = |kb: u64| kb as f64 / 1024.0;
         // /proc counts CPU in 10 ms ticks: too coarse for short (smoke) runs.
-        let cpu = match r.elapsed >= Duration::from_secs(2) {
-            true => format!(
-                "{:.1} / {:.1} µs",
-                self.cpu_us_per_request(self.cpu.root_cpu),
-                self.cpu_us_per_request(self.cpu.tree_cpu)
+        let (cpu, others) = match r.elapsed >= Duration::from_secs(2) {
+            true => (
+                format!(
+                    "{:.1} / {:.1} µs",
+                    self.cpu_us_per_request(self.cpu.root_cpu),
+                    self.cpu_us_per_request(self.cpu.tree_cpu)
+                ),
+                format!("{:.0}%", self.disturbance()),
             ),
-            false => "– (run too short)".to_string(),
+            false => ("– (run too short)".to_string(), "–".to_string()),
         };
         println!(
-            "| {} | {} | {:.0} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {cpu} | {:.1} / {:.1} MiB ({}) | {:.0}% |",
+            "| {} | {} | {:.0} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} | {cpu} | {:.1} / {:.1} MiB ({}) | {others} |",
             self.target,
             self.clients,
             r.rate(),
@@ -64,7 +67,6 @@ impl Row {
             mib(self.end.root_hwm_kb),
             mib(self.end.tree_hwm_kb),
             self.end.processes,
-            self.disturbance(),
         );
     }
 }
