@@ -11,6 +11,7 @@
 //! On a machine with two or more cores, mcpd (and the server it runs) is
 //! pinned to core 1 and the load generator to core 0.
 
+mod awake;
 mod gateways;
 mod hooks;
 mod load;
@@ -45,27 +46,7 @@ enum Cmd {
         seconds: u64,
     },
     /// Direct HTTP server vs mcpd vs other gateways (run bench/install-gateways.sh first).
-    Gateways {
-        /// Concurrent clients (sessions), one run per level.
-        #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
-        clients: Vec<usize>,
-        /// Measured seconds per run (after one second of warm-up).
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Runs per target and level, interleaved; the least disturbed one is kept.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// A quick check: 200 requests per run at 1 and 16 clients, one round.
-        #[arg(long)]
-        smoke: bool,
-        /// Targets by name, comma-separated (default: all but those marked optional).
-        #[arg(long, value_delimiter = ',')]
-        targets: Vec<String>,
-        /// Where bench/install-gateways.sh installed the other gateways
-        /// (default: $MCPD_BENCH_CACHE, else ~/.cache/mcpd-bench).
-        #[arg(long)]
-        cache: Option<PathBuf>,
-    },
+    Gateways(GatewaysArgs),
     /// Load an MCP endpoint: `--addr 127.0.0.1:8080 --path /mcp`.
     Load {
         #[arg(long)]
@@ -77,6 +58,32 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+}
+
+#[derive(clap::Args)]
+struct GatewaysArgs {
+    /// Concurrent clients (sessions), one run per level.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    clients: Vec<usize>,
+    /// Measured seconds per run (after one second of warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Runs per target and level, interleaved; the least disturbed one is kept.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Let idle cores halt (default: SCHED_IDLE spinners keep them awake, see awake.rs).
+    #[arg(long)]
+    no_spin: bool,
+    /// A quick check: 200 requests per run at 1 and 16 clients, one round.
+    #[arg(long)]
+    smoke: bool,
+    /// Targets by name, comma-separated (default: all but those marked optional).
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
+    /// Where bench/install-gateways.sh installed the other gateways
+    /// (default: $MCPD_BENCH_CACHE, else ~/.cache/mcpd-bench).
+    #[arg(long)]
+    cache: Option<PathBuf>,
 }
 
 /// target/release, where this binary, mcpd and the fixture server live.
@@ -217,14 +224,15 @@ async fn plugins(clients: usize, seconds: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn gateways(
-    mut levels: Vec<usize>,
-    seconds: u64,
-    mut rounds: usize,
-    smoke: bool,
-    names: Vec<String>,
-    cache: Option<PathBuf>,
-) -> anyhow::Result<()> {
+async fn gateways(args: GatewaysArgs) -> anyhow::Result<()> {
+    let GatewaysArgs { clients: mut levels, seconds, mut rounds, no_spin, smoke, targets: names, cache } = args;
+    let spin = match no_spin {
+        true => "idle cores may halt",
+        false => {
+            awake::spin(cores());
+            "idle cores kept awake (SCHED_IDLE spinners)"
+        }
+    };
     let chosen: Vec<&targets::Target> = match names.is_empty() {
         true => targets::TARGETS.iter().filter(|t| t.default).collect(),
         false => names
@@ -261,9 +269,9 @@ async fn gateways(
     };
     let amount = match budget.max_requests {
         Some(n) => format!("{n} requests per run"),
-        None => format!("{seconds} s per run after 1 s warm-up, {rounds} rounds"),
+        None => format!("{seconds} s per run after 1 s warm-up, best of {rounds} interleaved rounds"),
     };
-    println!("tools/call echo; {amount}; {} cores, {pinning}", cores());
+    println!("tools/call echo; {amount}; {} cores, {pinning}; {spin}", cores());
     println!();
     gateways::run(&chosen, &levels, rounds, budget, &paths).await
 }
@@ -278,9 +286,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Cmd::Hooks { iterations } => hooks(iterations).await,
             Cmd::Plugins { clients, seconds } => plugins(clients, seconds).await,
-            Cmd::Gateways { clients, seconds, rounds, smoke, targets, cache } => {
-                gateways(clients, seconds, rounds, smoke, targets, cache).await
-            }
+            Cmd::Gateways(args) => gateways(args).await,
             Cmd::Load { addr, path, clients, seconds } => {
                 let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
                 let r = load::run(addr, &path, clients, budget).await?;
