@@ -6,7 +6,8 @@
 //!
 //! Other programs on the machine (e.g. a build) distort the figures: each run
 //! reports the CPU they used meanwhile ("others' CPU", % of one core), and
-//! with `--rounds N` the least disturbed of N interleaved runs is kept.
+//! with `--rounds N` a typical one of the least disturbed of N interleaved
+//! runs is kept (the median by req/s).
 //!
 //! Ends with a summary against `direct`: latency added at one client, and
 //! throughput at the other levels.
@@ -100,8 +101,8 @@ fn print_header() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
 }
 
-/// Runs every target at every level, `rounds` times (interleaved); keeps,
-/// per target and level, the round that other programs disturbed least.
+/// Runs every target at every level, `rounds` times (interleaved); reports,
+/// per target and level, a typical round among the least disturbed ([`pick`]).
 /// Fails at the end if any run failed.
 pub async fn run(
     chosen: &[&Target],
@@ -140,17 +141,10 @@ pub async fn run(
             }
         }
     }
-    let mut best: Vec<Row> = Vec::new();
-    for row in rows {
-        match best.iter_mut().find(|b| b.target == row.target && b.clients == row.clients) {
-            Some(b) if row.others < b.others => *b = row,
-            Some(_) => {}
-            None => best.push(row),
-        }
-    }
+    let best = pick(rows);
     if rounds > 1 {
         println!();
-        println!("Least disturbed of {rounds} rounds:");
+        println!("Per target and level, the median (by req/s) of the rounds least disturbed by other programs:");
         println!();
         print_header();
         for row in &best {
@@ -160,6 +154,28 @@ pub async fn run(
     summary(&best, levels);
     anyhow::ensure!(failed.is_empty(), "targets that failed: {}", failed.join(", "));
     Ok(())
+}
+
+/// Per target and level: of the rounds whose others' CPU is within 5% of a
+/// core of the least disturbed one, the median by req/s.
+fn pick(rows: Vec<Row>) -> Vec<Row> {
+    let mut cells: Vec<Vec<Row>> = Vec::new();
+    for row in rows {
+        match cells.iter_mut().find(|c| c[0].target == row.target && c[0].clients == row.clients) {
+            Some(cell) => cell.push(row),
+            None => cells.push(vec![row]),
+        }
+    }
+    cells
+        .into_iter()
+        .filter_map(|cell| {
+            let calmest = cell.iter().map(Row::disturbance).fold(f64::INFINITY, f64::min);
+            let mut calm: Vec<Row> = cell.into_iter().filter(|r| r.disturbance() <= calmest + 5.0).collect();
+            calm.sort_by(|a, b| a.result.rate().total_cmp(&b.result.rate()));
+            let middle = calm.len() / 2;
+            calm.into_iter().nth(middle)
+        })
+        .collect()
 }
 
 /// Latency added at the first level and throughput at the others, against `direct`.

@@ -68,7 +68,7 @@ struct GatewaysArgs {
     /// Measured seconds per run (after one second of warm-up).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Runs per target and level, interleaved; the least disturbed one is kept.
+    /// Runs per target and level, interleaved; the median of the least disturbed is reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Let idle cores halt (default: SCHED_IDLE spinners keep them awake, see awake.rs).
@@ -269,7 +269,7 @@ async fn gateways(args: GatewaysArgs) -> anyhow::Result<()> {
     };
     let amount = match budget.max_requests {
         Some(n) => format!("{n} requests per run"),
-        None => format!("{seconds} s per run after 1 s warm-up, best of {rounds} interleaved rounds"),
+        None => format!("{seconds} s per run after 1 s warm-up, {rounds} interleaved rounds"),
     };
     println!("tools/call echo; {amount}; {} cores, {pinning}; {spin}", cores());
     println!();
