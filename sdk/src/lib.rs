@@ -75,6 +75,7 @@ mod decision;
 mod error;
 mod export;
 mod export_translator;
+pub mod glob;
 mod host;
 pub mod http;
 pub mod log;

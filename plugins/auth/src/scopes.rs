@@ -62,33 +62,7 @@ pub fn is_scope_token(scope: &str) -> bool {
 
 /// `*` matches any run of characters, `?` one character; all else is literal.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    // Where the last `*` was, and how much of the text it has taken: on a
-    // mismatch it takes one more character (linear-time backtracking).
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+    mcpd_plugin_sdk::glob::Glob::new(pattern).matches(text)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::duration;
-use crate::glob::Glob;
+use mcpd_plugin_sdk::glob::Glob;
 
 /// The config table as written.
 #[derive(Deserialize)]

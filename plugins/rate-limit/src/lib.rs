@@ -9,7 +9,7 @@
 
 mod config;
 mod duration;
-mod glob;
+use mcpd_plugin_sdk::glob;
 mod key;
 mod metrics;
 

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use mcpd_plugin_sdk::{Config, Error};
 use serde::Deserialize;
 
-use crate::glob::Glob;
 use crate::names::Names;
 use crate::policy::{Action, Policy, Rule};
+use mcpd_plugin_sdk::glob::Glob;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -14,7 +14,6 @@
 //! Rules and their semantics: `policy.rs`; the config: README.md.
 
 mod config;
-mod glob;
 mod lists;
 mod names;
 mod policy;

@@ -69,8 +69,8 @@ pub fn filter(list: List, result: &mut Value, policy: &Policy, names: &Names, ca
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::glob::Glob;
     use crate::policy::{Action, Rule};
+    use mcpd_plugin_sdk::glob::Glob;
     use serde_json::json;
 
     fn policy() -> Policy {

@@ -5,7 +5,7 @@
 //! rather than "deny wins" so that exceptions can be written: allow
 //! `delete_*` for admins, then deny `delete_*` for everyone else.
 
-use crate::glob::{self, Glob};
+use mcpd_plugin_sdk::glob::{self, Glob};
 
 /// What a request is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,11 +1,11 @@
-//! Glob patterns for names in the config (`expensive_*`, `tools/*`): `*`
+//! Glob patterns for names in a plugin's config (`expensive_*`, `tools/*`): `*`
 //! matches any run of characters (including none), `?` exactly one, and
 //! everything else itself. No escapes and no character classes: tool names
 //! and methods never need them, and a few lines beat a regex engine in a
 //! plugin that runs on every request.
 //!
-//! The tool-policy plugin carries the same module; each plugin is its own
-//! wasm component, and a shared crate for forty lines is not worth it.
+//! Shared by the first-party plugins (rate-limit, tool-policy, auth) and
+//! open to any plugin.
 
 /// One pattern, kept as characters so `?` means one character, not one byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
