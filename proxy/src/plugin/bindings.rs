@@ -64,6 +64,19 @@ pub struct PluginContext {
 }
 
 impl PluginContext {
+    /// The context for one configured plugin; its name is the file until
+    /// the plugin describes itself.
+    pub fn new(settings: &crate::config::PluginSettings, store: Arc<PluginStore>) -> Arc<PluginContext> {
+        Arc::new(PluginContext {
+            name: std::sync::RwLock::new(settings.path.display().to_string()),
+            config_json: settings.config_json.clone(),
+            store,
+            allow_hosts: settings.allow_hosts.clone(),
+            max_answer: settings.max_output,
+            started: Instant::now(),
+        })
+    }
+
     fn name(&self) -> String {
         self.name.read().map(|n| n.clone()).unwrap_or_default()
     }

@@ -34,16 +34,6 @@ fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-fn limits(settings: &PluginSettings) -> Limits {
-    Limits {
-        cpu: settings.timeout,
-        start: settings.start_timeout,
-        memory: settings.max_memory,
-        output: settings.max_output,
-        warm: settings.instances,
-    }
-}
-
 impl PluginSlot {
     pub async fn load(
         settings: PluginSettings,
@@ -51,14 +41,7 @@ impl PluginSlot {
         cache_dir: Option<PathBuf>,
     ) -> Result<Arc<PluginSlot>, PluginError> {
         let label = settings.path.display().to_string();
-        let context = Arc::new(PluginContext {
-            name: RwLock::new(label.clone()),
-            config_json: settings.config_json.clone(),
-            store,
-            allow_hosts: settings.allow_hosts.clone(),
-            max_answer: settings.max_output,
-            started: Instant::now(),
-        });
+        let context = PluginContext::new(&settings, store);
         let stamp = file_stamp(&settings.path);
         let loaded = load_file(&settings, &context, cache_dir.clone()).await;
         metrics::PLUGIN_LOADS.with_label_values(&[label.as_str(), if loaded.is_ok() { "ok" } else { "failed" }]).inc();
@@ -125,13 +108,9 @@ async fn load_file(
     context: &Arc<PluginContext>,
     cache_dir: Option<PathBuf>,
 ) -> Result<Arc<LoadedPlugin>, PluginError> {
-    let path = settings.path.clone();
-    // Compiling is CPU work for up to a second: keep it off async workers.
-    let component = tokio::task::spawn_blocking(move || engine::compile(&path, cache_dir.as_deref()))
-        .await
-        .map_err(|e| PluginError::Engine(format!("compile task failed: {e}")))??;
+    let component = engine::compile_off_thread(settings.path.clone(), cache_dir).await?;
     let label = settings.path.display().to_string();
-    LoadedPlugin::load(&component, Arc::clone(context), limits(settings), &label).await
+    LoadedPlugin::load(&component, Arc::clone(context), Limits::from(settings), &label).await
 }
 
 /// The outcome of running a chain.

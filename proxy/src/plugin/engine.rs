@@ -93,6 +93,14 @@ pub fn compile(path: &Path, cache_dir: Option<&Path>) -> Result<Component, Plugi
     Ok(component)
 }
 
+/// [`compile`] on a blocking thread: compiling is CPU work for up to a
+/// second, which must not stall an async worker.
+pub async fn compile_off_thread(path: PathBuf, cache_dir: Option<PathBuf>) -> Result<Component, PluginError> {
+    tokio::task::spawn_blocking(move || compile(&path, cache_dir.as_deref()))
+        .await
+        .map_err(|e| PluginError::Engine(format!("compile task failed: {e}")))?
+}
+
 /// `<dir>/<content hash>-<mcpd version>.cwasm`
 fn cache_file(dir: &Path, bytes: &[u8]) -> PathBuf {
     use std::hash::{Hash, Hasher};

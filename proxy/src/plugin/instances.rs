@@ -30,6 +30,18 @@ pub struct Limits {
     pub warm: usize,
 }
 
+impl From<&crate::config::PluginSettings> for Limits {
+    fn from(settings: &crate::config::PluginSettings) -> Limits {
+        Limits {
+            cpu: settings.timeout,
+            start: settings.start_timeout,
+            memory: settings.max_memory,
+            output: settings.max_output,
+            warm: settings.instances,
+        }
+    }
+}
+
 /// A component world mcpd can host: how to link, instantiate and describe it.
 pub trait World: Sized + Send + 'static {
     type Pre: Send + Sync + 'static;

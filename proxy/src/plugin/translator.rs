@@ -11,13 +11,12 @@ use super::bindings::translator::TranslatorPlugin;
 use super::bindings::translator::TranslatorPluginPre;
 use super::bindings::{HostState, McpMessage, PluginContext, PluginInfo, RpcError};
 use super::engine;
-use super::instances::{Instances, Limits, World};
+use super::instances::{Instances, World};
 use super::store::PluginStore;
 use crate::config::PluginSettings;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -63,26 +62,9 @@ impl Translator {
         cache_dir: Option<PathBuf>,
     ) -> Result<Arc<Translator>, PluginError> {
         let label = settings.path.display().to_string();
-        let context = Arc::new(PluginContext {
-            name: RwLock::new(label.clone()),
-            config_json: settings.config_json.clone(),
-            store,
-            allow_hosts: settings.allow_hosts.clone(),
-            max_answer: settings.max_output,
-            started: Instant::now(),
-        });
-        let path = settings.path.clone();
-        let component = tokio::task::spawn_blocking(move || engine::compile(&path, cache_dir.as_deref()))
-            .await
-            .map_err(|e| PluginError::Engine(format!("compile task failed: {e}")))??;
-        let limits = Limits {
-            cpu: settings.timeout,
-            start: settings.start_timeout,
-            memory: settings.max_memory,
-            output: settings.max_output,
-            warm: settings.instances,
-        };
-        let (instances, info) = Instances::load(&component, Arc::clone(&context), limits, &label).await?;
+        let context = PluginContext::new(settings, store);
+        let component = engine::compile_off_thread(settings.path.clone(), cache_dir).await?;
+        let (instances, info) = Instances::load(&component, Arc::clone(&context), settings.into(), &label).await?;
         if let Ok(mut name) = context.name.write() {
             *name = info.name.clone();
         }
