@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, watch};
 
 /// Lines queued for a server's stdin before callers wait.
@@ -74,25 +74,7 @@ impl StdioProcess {
     /// Starts `command args` with piped stdio. `outbox` receives server
     /// messages no request is waiting for (none for pooled processes).
     pub fn spawn(settings: &ServerSettings, outbox: Option<Arc<Outbox>>) -> Result<Arc<Self>, UpstreamError> {
-        let mut command = Command::new(&settings.command);
-        command
-            .args(&settings.args)
-            .envs(&settings.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(cwd) = &settings.cwd {
-            command.current_dir(cwd);
-        }
-        // SAFETY: prctl is async-signal-safe; it runs in the child before exec.
-        // If mcpd dies without cleaning up, the kernel sends SIGTERM to the child.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        let mut command = super::server_command(settings, Stdio::piped());
         let spawn_error = |source| UpstreamError::Spawn {
             command: std::iter::once(settings.command.as_str())
                 .chain(settings.args.iter().map(String::as_str))

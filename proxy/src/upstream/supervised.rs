@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use tokio::sync::watch;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -23,25 +22,7 @@ pub async fn supervise(settings: Arc<ServerSettings>, mut stop: watch::Receiver<
     let mut backoff = FIRST_BACKOFF;
     while !*stop.borrow() {
         let started = Instant::now();
-        let mut command = Command::new(&settings.command);
-        command
-            .args(&settings.args)
-            .envs(&settings.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        if let Some(cwd) = &settings.cwd {
-            command.current_dir(cwd);
-        }
-        // SAFETY: prctl is async-signal-safe; it runs in the child before exec.
-        // If mcpd dies without cleaning up, the kernel sends SIGTERM to the child.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        let mut command = super::server_command(&settings, Stdio::null());
         match command.spawn() {
             Ok(mut child) => {
                 let pid = child.id();
