@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod client;
 mod config;
+mod conformance;
 mod examples;
 mod failures;
 mod host_imports;
