@@ -147,6 +147,7 @@ impl Gateway {
     pub async fn run_background(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (stop_tx, stop_rx) = watch::channel(false);
         for route in &self.routes {
+            route.bridge.set_stop(stop_rx.clone());
             for pool in route.pool.iter().chain(&route.replicas) {
                 for slot in 0..pool.size() {
                     tokio::spawn(Arc::clone(pool).supervise_slot(slot, stop_rx.clone()));

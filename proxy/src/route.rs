@@ -13,6 +13,7 @@ use crate::config::ServerSettings;
 use crate::plugin::chain::Chain;
 use crate::plugin::translator::Translator;
 use crate::upstream::INITIALIZE_TIMEOUT;
+use crate::upstream::bridge::Bridge;
 use crate::upstream::http::HttpUpstream;
 use crate::upstream::pool::Pool;
 use crate::upstream::stdio::StdioProcess;
@@ -45,6 +46,8 @@ pub struct Route {
     pub plugins: Chain,
     /// The translator plugin that is this route's server, if it has one.
     pub translator: Option<Arc<Translator>>,
+    /// What serves stateless-era requests (upstream sessions mcpd keeps).
+    pub bridge: Bridge,
     probed: Mutex<Health>,
 }
 
@@ -73,6 +76,7 @@ impl Route {
             plugins,
             probed: Mutex::new(if stdio { Health::Starting } else { Health::Ok }),
             translator,
+            bridge: Bridge::default(),
             settings,
         }))
     }

@@ -74,6 +74,9 @@ pub struct ServerSettings {
     pub plugins: Vec<PluginSettings>,
     /// When set, this plugin is the server (`command` and friends are unused).
     pub translator: Option<PluginSettings>,
+    /// Stateless-era (2026-07-28) requests are served, bridged when the
+    /// server speaks only the session era (`stateless`, default true).
+    pub stateless: bool,
 }
 
 /// The backend of the plugins' `store` import (and, later, sessions).

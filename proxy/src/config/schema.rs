@@ -74,6 +74,8 @@ pub struct RawServer {
     pub upstream_url: Option<Spanned<String>>,
     /// Copies of a stdio server to run and balance sessions across.
     pub replicas: Option<Spanned<i64>>,
+    /// Serve the stateless era (protocol 2026-07-28) too (default true).
+    pub stateless: Option<bool>,
     /// `[server.NAME.upstream]`: balancing, health and connections upstream.
     #[serde(default)]
     pub upstream: RawUpstream,

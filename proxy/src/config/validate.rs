@@ -326,6 +326,8 @@ fn resolve_server(
             .enumerate()
             .map(|(i, p)| resolve_plugin(check, p, format!("server.{name}.plugins[{i}]"), Duration::from_millis(50)))
             .collect::<Result<_, _>>()?,
+        // Translators answer session-era requests only (their clients fall back).
+        stateless: s.stateless.unwrap_or(true) && translator.is_none(),
         translator,
     })
 }

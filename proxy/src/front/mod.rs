@@ -7,6 +7,7 @@ mod health;
 mod plugin_hooks;
 mod respond;
 mod router;
+mod stateless;
 mod streamable_http;
 mod translate;
 

@@ -22,14 +22,14 @@ mod initialize;
 mod relay;
 mod stream;
 
-pub(super) use relay::{Outcome, Target, server_answer};
+pub(super) use relay::{Outcome, Target, server_answer, server_message};
 
 use super::plugin_hooks::{self, Caller, Filtered};
 use super::respond;
 use crate::gateway::Gateway;
 use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Kind, Message, ParseError};
-use crate::mcp::{PROTOCOL_HEADER, SESSION_HEADER, version};
+use crate::mcp::{PROTOCOL_HEADER, SESSION_HEADER, era, version};
 use crate::plugin::bindings::Rejection;
 use crate::plugin::chain::Verdict;
 use crate::plugin::loaded::Hook;
@@ -190,6 +190,17 @@ async fn post(
             return respond::rpc_error(http, 400, None, code, &error.to_string(), &[]).await;
         }
     };
+    // The era is chosen per request; a stateless one passes its checks
+    // before plugins see it (they may rewrite what the headers mirror).
+    let stateless =
+        era::is_stateless(header(http, PROTOCOL_HEADER), header(http, SESSION_HEADER).is_some(), message.params);
+    let envelope = match stateless && message.kind() == Kind::Request {
+        true => match super::stateless::admit(route, http, &message).await? {
+            Some(envelope) => Some(envelope),
+            None => return Ok(()),
+        },
+        false => None,
+    };
     // Plugins see the validated message; a changed one is parsed again.
     let body = match route.plugins.wants(Hook::Request) {
         false => body.clone(),
@@ -208,7 +219,10 @@ async fn post(
         return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, "a plugin made the message invalid", &[])
             .await;
     };
-    tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), "POST");
+    tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), stateless, "POST");
+    if stateless && route.settings.stateless {
+        return super::stateless::post(route, http, &message, &body, caller, envelope.as_ref()).await;
+    }
     if let Some(translator) = &route.translator {
         return super::translate::post(route, translator, http, &message, caller).await;
     }

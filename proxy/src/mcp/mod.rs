@@ -1,6 +1,7 @@
 //! MCP on the wire: JSON-RPC 2.0 messages, protocol revisions, header names
 //! and error codes. Pure data and parsing; no I/O.
 
+pub mod era;
 pub mod errors;
 pub mod jsonrpc;
 pub mod version;

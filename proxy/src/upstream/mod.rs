@@ -6,6 +6,7 @@
 //! is what a client session is bound to; [`balance`] picks where new sessions go.
 
 pub mod balance;
+pub mod bridge;
 mod call;
 mod error;
 pub mod http;

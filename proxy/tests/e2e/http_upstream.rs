@@ -29,13 +29,13 @@ fn http_server() -> PathBuf {
 }
 
 /// One running fixture instance; killed on drop.
-struct Upstream {
+pub(crate) struct Upstream {
     child: Child,
     port: u16,
 }
 
 impl Upstream {
-    fn start(name: &str, extra: &[&str]) -> Upstream {
+    pub(crate) fn start(name: &str, extra: &[&str]) -> Upstream {
         let mut child = Command::new(http_server())
             .args(["--port", "0", "--threads", "1", "--name", name])
             .args(extra)
@@ -61,7 +61,7 @@ impl Upstream {
         upstream
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 

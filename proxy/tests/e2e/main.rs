@@ -17,4 +17,5 @@ mod limits;
 mod plugins;
 mod policy;
 mod protocol;
+mod stateless;
 mod translate;

@@ -39,7 +39,7 @@ pub(in crate::front) struct Target<'a> {
 }
 
 /// Runs the response hooks over a server message; `None` drops it.
-pub(super) async fn server_message(route: &Route, target: &Target<'_>, bytes: Bytes) -> Option<Bytes> {
+pub(in crate::front) async fn server_message(route: &Route, target: &Target<'_>, bytes: Bytes) -> Option<Bytes> {
     if !route.plugins.wants(Hook::Response) {
         return Some(bytes);
     }

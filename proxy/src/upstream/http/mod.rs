@@ -19,6 +19,7 @@ pub mod health;
 pub mod instance;
 mod session;
 pub mod sse;
+mod stateless;
 
 pub use call::Call;
 pub use session::HttpSession;

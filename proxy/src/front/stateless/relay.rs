@@ -1,0 +1,239 @@
+//! Relaying one stateless request's answer: one JSON body (its HTTP status
+//! from the JSON-RPC error code, as the 2026-07-28 revision wants), or an
+//! SSE stream of the notifications that belong to the request, ending with
+//! the answer. The client closing the stream cancels the request upstream
+//! (the call is dropped, which sends `notifications/cancelled`).
+//!
+//! Through the bridge, what a session-era server sends is filtered to what
+//! the stateless era allows on a request's stream: progress, and log
+//! messages only when the request asked for them (`_meta` log level).
+//! Requests the server sends the client (sampling, elicitation, roots)
+//! cannot travel on that stream: mcpd answers `ping` itself, and a request
+//! for a capability the client did not declare ends the call with -32021.
+
+use super::super::plugin_hooks::Caller;
+use super::super::respond;
+use super::super::streamable_http::{Outcome, Target as HookTarget, server_answer, server_message};
+use super::answer;
+use crate::mcp::era::{self, Envelope};
+use crate::mcp::errors::*;
+use crate::mcp::jsonrpc::{self, Kind, Message};
+use crate::route::Route;
+use crate::upstream::bridge::Target;
+use crate::upstream::{Call, Event, UpstreamError};
+use bytes::Bytes;
+use pingora::protocols::http::ServerSession;
+use serde_json::Value;
+
+/// One stateless request being answered.
+pub(super) struct Exchange<'a> {
+    pub message: &'a Message<'a>,
+    pub envelope: &'a Envelope,
+    pub caller: &'a Caller,
+    pub target: &'a Target,
+    /// The server's identity for results' `_meta` (bridged answers).
+    pub server_info: Option<Value>,
+}
+
+impl Exchange<'_> {
+    fn bridged(&self) -> bool {
+        !matches!(self.target, Target::PassThrough)
+    }
+}
+
+pub(super) enum Relayed {
+    Done,
+    /// The server refused before anything was sent: the caller answers.
+    Rejected(UpstreamError),
+}
+
+pub(super) async fn relay(
+    http: &mut ServerSession,
+    route: &Route,
+    mut call: Call,
+    exchange: &Exchange<'_>,
+) -> pingora::Result<Relayed> {
+    let id = exchange.message.id;
+    let limits = &route.settings.http;
+    let deadline = tokio::time::Instant::now() + limits.request_timeout;
+    let hooks = HookTarget { caller: exchange.caller, session: None, outbox: None, request: Some(exchange.message) };
+    let mut streaming = false;
+    loop {
+        let event = tokio::select! {
+            event = tokio::time::timeout_at(deadline, call.next()) => event,
+            _ = http.read_body_or_idle(true) => {
+                tracing::debug!(target: "mcpd::access", server = %route.name, "stateless client closed its stream; cancelling upstream request");
+                return Ok(Relayed::Done);
+            }
+        };
+        let (payload, status) = match event {
+            Ok(Event::Message(bytes)) => {
+                let bytes = match exchange.bridged() {
+                    true => match server_sent(exchange, bytes).await {
+                        Sent::Pass(bytes) => bytes,
+                        Sent::Drop => continue,
+                        Sent::Stop(refusal) => {
+                            drop(call); // cancels the request upstream
+                            let body = Bytes::from(refusal.body(id));
+                            send_last(http, streaming, era::status_of(refusal.code), body).await?;
+                            return Ok(Relayed::Done);
+                        }
+                    },
+                    false => bytes,
+                };
+                let Some(bytes) = server_message(route, &hooks, bytes).await else {
+                    continue;
+                };
+                if !streaming {
+                    respond::sse_start(http, &[]).await?;
+                    streaming = true;
+                }
+                respond::sse_event(http, &bytes).await?;
+                continue;
+            }
+            Ok(Event::Response { bytes, is_error }) => {
+                let method = exchange.message.method();
+                let (bytes, code) = match exchange.bridged() {
+                    true => match answer::modernize(&bytes, method, exchange.server_info.as_ref()) {
+                        Some((bytes, code)) => (Bytes::from(bytes), code),
+                        None => (bytes, None),
+                    },
+                    false => (bytes, None),
+                };
+                let outcome = if is_error { Outcome::Refused } else { Outcome::Answered };
+                let (bytes, _) = server_answer(route, &hooks, id, bytes, outcome).await;
+                (bytes, code.map_or(200, era::status_of))
+            }
+            Ok(Event::Failed(reason)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &reason)), 502),
+            Ok(Event::Rejected(error)) if !streaming => return Ok(Relayed::Rejected(error)),
+            Ok(Event::Rejected(error)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &error.to_string())), 502),
+            Err(_elapsed) => {
+                drop(call); // tells the server to cancel
+                let text = format!(
+                    "request timed out after {:?} (http.request_timeout); the server was told to cancel it",
+                    limits.request_timeout
+                );
+                tracing::warn!(server = %route.name, "{text}");
+                (Bytes::from(error_body(id, REQUEST_TIMEOUT, &text)), 504)
+            }
+        };
+        send_last(http, streaming, status, payload).await?;
+        return Ok(Relayed::Done);
+    }
+}
+
+async fn send_last(http: &mut ServerSession, streaming: bool, status: u16, payload: Bytes) -> pingora::Result<()> {
+    match streaming {
+        true => {
+            respond::sse_event(http, &payload).await?;
+            respond::sse_end(http).await
+        }
+        false => respond::json(http, status, &[], payload).await,
+    }
+}
+
+/// What becomes of a message a bridged server sent during the request.
+enum Sent {
+    Pass(Bytes),
+    Drop,
+    /// The request cannot go on: answer the client with this error.
+    Stop(era::Refusal),
+}
+
+/// Log levels, least severe first (RFC 5424 as MCP uses them).
+const LEVELS: &[&str] = &["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"];
+
+async fn server_sent(exchange: &Exchange<'_>, bytes: Bytes) -> Sent {
+    let Ok(message) = Message::parse(&bytes) else {
+        return Sent::Drop;
+    };
+    match message.kind() {
+        Kind::Response => Sent::Drop,
+        Kind::Notification => match message.method() {
+            "notifications/progress" => Sent::Pass(bytes),
+            "notifications/message" => {
+                let Some(wanted) = exchange.envelope.log_level.as_deref() else {
+                    return Sent::Drop;
+                };
+                let level = message
+                    .params
+                    .and_then(|p| serde_json::from_str::<Value>(p.get()).ok())
+                    .and_then(|p| p.get("level")?.as_str().map(str::to_owned));
+                let rank = |l: &str| LEVELS.iter().position(|x| *x == l);
+                match (level.as_deref().and_then(rank), rank(wanted)) {
+                    (Some(level), Some(wanted)) if level < wanted => Sent::Drop,
+                    _ => Sent::Pass(bytes),
+                }
+            }
+            // Change notifications belong on subscriptions/listen streams.
+            _ => Sent::Drop,
+        },
+        Kind::Request => server_request(exchange, &message).await,
+    }
+}
+
+/// A request the server sent during the call (the client cannot receive
+/// one on a stateless stream): answered here, or the call ends.
+async fn server_request(exchange: &Exchange<'_>, request: &Message<'_>) -> Sent {
+    let method = request.method();
+    let needs = match method {
+        "ping" => {
+            reply(exchange, request, r#"{"result":{}}"#).await;
+            return Sent::Drop;
+        }
+        "sampling/createMessage" => "sampling",
+        "elicitation/create" => "elicitation",
+        "roots/list" => "roots",
+        _ => {
+            let error = r#"{"error":{"code":-32601,"message":"mcpd relays no such request to stateless clients"}}"#;
+            reply(exchange, request, error).await;
+            return Sent::Drop;
+        }
+    };
+    let (code, text) = match exchange.envelope.has_capability(needs) {
+        false => (
+            era::MISSING_CAPABILITY,
+            format!("the server needs the client's {needs} capability, which this request does not declare"),
+        ),
+        true => (
+            INTERNAL_ERROR,
+            format!("the server sent {method}, which mcpd cannot yet relay to a stateless-era client (use a session)"),
+        ),
+    };
+    let error = serde_json::json!({"error": {"code": -32603, "message": text}}).to_string();
+    reply(exchange, request, &error).await;
+    let mut refusal = era::Refusal { code, message: text, data: None };
+    if code == era::MISSING_CAPABILITY {
+        refusal.data = Some(serde_json::json!({"requiredCapabilities": {needs: {}}}));
+    }
+    Sent::Stop(refusal)
+}
+
+/// Answers a server's request upstream; `outcome` is `{"result":…}` or `{"error":…}`.
+async fn reply(exchange: &Exchange<'_>, request: &Message<'_>, outcome: &str) {
+    let Ok(outcome) = serde_json::from_str::<Value>(outcome) else {
+        return;
+    };
+    let raw = |key: &str| outcome.get(key).and_then(|v| serde_json::value::to_raw_value(v).ok());
+    let (result, error) = (raw("result"), raw("error"));
+    let body = jsonrpc::response(request.id_text(), result.as_deref(), error.as_deref());
+    let Ok(answer) = Message::parse(&body) else {
+        return;
+    };
+    let sent = match exchange.target {
+        Target::Process(process, _) => match crate::upstream::stdio::parse_gateway_id(request.id) {
+            Some((uid, sequence)) if uid == process.uid => process.answer(sequence, &answer).await.map(|_| ()),
+            _ => Ok(()),
+        },
+        Target::Session(kept) => {
+            let bytes = Bytes::from(body.clone());
+            let headers = kept.headers(&http::HeaderMap::new());
+            let forward = crate::upstream::session::Forward { message: &answer, body: &bytes, headers: &headers };
+            kept.upstream.answer(&forward).await.map(|_| ())
+        }
+        Target::PassThrough => Ok(()),
+    };
+    if let Err(error) = sent {
+        tracing::debug!("could not answer the server's {} request: {error}", request.method());
+    }
+}

@@ -1,0 +1,287 @@
+//! What serves a stateless-era (2026-07-28) request, for every upstream
+//! kind. Clients of that era send no `initialize` and hold no session, but
+//! the servers mcpd fronts mostly speak the session era only, so mcpd
+//! bridges: it keeps upstream sessions it initialized itself and sends
+//! each stateless request through one of them.
+//!
+//! - stdio with sessions off (a pool) or with `replicas`: the request goes
+//!   to the least busy of those processes (already initialized by mcpd).
+//! - stdio with a process per session: the bridge runs its own warm
+//!   process (one, started at the first stateless request, restarted when
+//!   it exits), shared by stateless clients.
+//! - HTTP instances: mcpd first asks `server/discover` in the stateless
+//!   era. An instance that answers it serves stateless requests itself:
+//!   they pass through untouched. Otherwise mcpd opens a session of its
+//!   own on an instance and keeps it (reopened when the instance loses it).
+//!
+//! Not here: the era's checks and answers (`front::stateless`).
+
+use super::pool::Pool;
+use super::session::SessionUpstream;
+use super::stdio::StdioProcess;
+use super::{Call, Event, INITIALIZE_TIMEOUT, UpstreamError};
+use crate::config::ServerSettings;
+use crate::mcp::jsonrpc::{self, Message};
+use crate::mcp::{PROTOCOL_HEADER, version};
+use crate::route::Route;
+use crate::session::outbox::Outbox;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use serde_json::value::RawValue;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often a request waiting for the bridge's own process looks again.
+const START_POLL: Duration = Duration::from_millis(20);
+
+/// What serves one stateless request.
+pub enum Target {
+    /// An initialized stdio process, with its `initialize` result.
+    Process(Arc<StdioProcess>, Box<RawValue>),
+    /// A session mcpd opened on an HTTP instance.
+    Session(Arc<Kept>),
+    /// The HTTP instances speak the stateless era themselves.
+    PassThrough,
+}
+
+impl Target {
+    /// The upstream's `initialize` result (`None` when it passes through).
+    pub fn init(&self) -> Option<&RawValue> {
+        match self {
+            Target::Process(_, init) => Some(init),
+            Target::Session(kept) => Some(&kept.init),
+            Target::PassThrough => None,
+        }
+    }
+}
+
+/// A session mcpd opened and keeps on an HTTP instance.
+pub struct Kept {
+    pub upstream: SessionUpstream,
+    pub init: Box<RawValue>,
+    /// The session-era revision the instance agreed to.
+    pub version: HeaderValue,
+    /// Server messages no request waits for (SSE-transport instances).
+    pub outbox: Arc<Outbox>,
+}
+
+impl Kept {
+    /// The client's headers as the instance must see them: the session's
+    /// revision instead of the stateless era's MCP headers.
+    pub fn headers(&self, client: &HeaderMap) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(client.len());
+        for (name, value) in client {
+            if !name.as_str().starts_with("mcp-") {
+                headers.append(name, value.clone());
+            }
+        }
+        headers.insert(PROTOCOL_HEADER, self.version.clone());
+        headers
+    }
+}
+
+/// Whether an HTTP server speaks the stateless era, once known.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HttpEra {
+    Stateless,
+    Session,
+}
+
+#[derive(Default)]
+pub struct Bridge {
+    /// With a process per session: the bridge's own warm process.
+    own: OnceLock<Arc<Pool>>,
+    /// Stops the bridge's own process with the gateway.
+    stop: OnceLock<watch::Receiver<bool>>,
+    http_era: Mutex<Option<HttpEra>>,
+    kept: tokio::sync::Mutex<Option<Arc<Kept>>>,
+    /// Tool input schemas (name → schema) and when they were fetched, for
+    /// checking `Mcp-Param-*` headers (kept by `front::stateless`).
+    pub tool_schemas: Mutex<Option<(std::time::Instant, Arc<std::collections::HashMap<String, serde_json::Value>>)>>,
+}
+
+impl Bridge {
+    /// Hands the bridge the gateway's stop signal (for its own process).
+    pub fn set_stop(&self, stop: watch::Receiver<bool>) {
+        let _ = self.stop.set(stop);
+    }
+
+    /// What serves the next stateless request; `Ok(None)` while nothing
+    /// can (processes still starting).
+    pub async fn target(&self, route: &Route) -> Result<Option<Target>, UpstreamError> {
+        if let Some(http) = &route.http {
+            let known = *self.http_era.lock().unwrap_or_else(|e| e.into_inner());
+            let era = match known {
+                Some(era) => era,
+                None => {
+                    let era = match http.probe_stateless().await? {
+                        Some(_) => HttpEra::Stateless,
+                        None => HttpEra::Session,
+                    };
+                    tracing::info!(server = %route.name, stateless = (era == HttpEra::Stateless), "probed the server's protocol era");
+                    *self.http_era.lock().unwrap_or_else(|e| e.into_inner()) = Some(era);
+                    era
+                }
+            };
+            return match era {
+                HttpEra::Stateless => Ok(Some(Target::PassThrough)),
+                HttpEra::Session => self.kept(route).await.map(|kept| Some(Target::Session(kept))),
+            };
+        }
+        let pool = match route.pool.as_ref().or(route.replicas.as_ref()) {
+            Some(pool) => Arc::clone(pool),
+            None => self.own_pool(&route.settings),
+        };
+        let deadline = tokio::time::Instant::now() + INITIALIZE_TIMEOUT.min(route.settings.http.request_timeout);
+        loop {
+            if let (Some(process), Some(init)) = (pool.pick(), pool.init_result()) {
+                return Ok(Some(Target::Process(process, init.to_owned())));
+            }
+            // Only the bridge's own process is worth waiting for: it was
+            // just started; a route's pool that is down stays down a while.
+            let starting = self.own.get().is_some_and(|own| Arc::ptr_eq(own, &pool)) && pool.last_error().is_none();
+            if !starting || tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(START_POLL).await;
+        }
+    }
+
+    /// The bridge's own warm process, started on first use.
+    fn own_pool(&self, settings: &Arc<ServerSettings>) -> Arc<Pool> {
+        Arc::clone(self.own.get_or_init(|| {
+            let pool = Pool::new(Arc::clone(settings), 1);
+            let stop = self.stop.get().cloned().unwrap_or_else(|| watch::channel(false).1);
+            tracing::info!(server = %settings.name, "starting a shared process for stateless clients");
+            tokio::spawn(Arc::clone(&pool).supervise_slot(0, stop));
+            pool
+        }))
+    }
+
+    /// The session kept on an HTTP instance, opened when there is none.
+    async fn kept(&self, route: &Route) -> Result<Arc<Kept>, UpstreamError> {
+        let mut kept = self.kept.lock().await;
+        if let Some(alive) = kept.as_ref().filter(|k| k.upstream.is_alive()) {
+            return Ok(Arc::clone(alive));
+        }
+        if let Some(old) = kept.take() {
+            old.upstream.close();
+        }
+        let opened = Arc::new(open(route).await?);
+        tracing::info!(server = %route.name, upstream = %opened.upstream.describe(), "opened an upstream session for stateless clients");
+        *kept = Some(Arc::clone(&opened));
+        Ok(opened)
+    }
+
+    /// Forgets a kept session whose instance lost it (the next request opens another).
+    pub async fn lost(&self, gone: &Arc<Kept>) {
+        let mut kept = self.kept.lock().await;
+        if kept.as_ref().is_some_and(|k| Arc::ptr_eq(k, gone)) {
+            gone.upstream.mark_gone();
+            kept.take();
+        }
+    }
+}
+
+/// Runs the handshake with an instance as mcpd's own client.
+async fn open(route: &Route) -> Result<Kept, UpstreamError> {
+    let Some(http) = &route.http else {
+        return Err(UpstreamError::Refused { method: "initialize".into(), error: "not an HTTP server".into() });
+    };
+    let params = serde_json::json!({
+        "protocolVersion": version::LATEST,
+        "capabilities": {"roots": {"listChanged": true}, "sampling": {}, "elicitation": {}},
+        "clientInfo": {"name": "mcpd", "version": env!("CARGO_PKG_VERSION")}
+    });
+    let body = jsonrpc::request("\"mcpd-bridge\"", "initialize", Some(&params.to_string()));
+    let id = RawValue::from_string("\"mcpd-bridge\"".into()).expect("a string is JSON");
+    let mut headers = HeaderMap::new();
+    headers.insert(PROTOCOL_HEADER, HeaderValue::from_static(version::LATEST));
+    let outbox = Arc::new(Outbox::default());
+    let limit = route.settings.http.request_timeout.min(INITIALIZE_TIMEOUT);
+    let opened = tokio::time::timeout(limit, async {
+        let (upstream, call) = http.open(None, Bytes::from(body), &headers, &id, &outbox).await?;
+        match answer(call).await {
+            Ok(init) => Ok((upstream, init)),
+            Err(error) => {
+                upstream.close();
+                Err(error)
+            }
+        }
+    });
+    let (upstream, init) = opened.await.map_err(|_| UpstreamError::Timeout(limit))??;
+    let agreed = serde_json::from_str::<serde_json::Value>(init.get())
+        .ok()
+        .and_then(|i| i.get("protocolVersion")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| version::ASSUMED_WITHOUT_HEADER.to_owned());
+    let kept = Kept {
+        version: HeaderValue::from_str(&agreed).unwrap_or(HeaderValue::from_static(version::LATEST)),
+        upstream,
+        init,
+        outbox,
+    };
+    let initialized = jsonrpc::notification("notifications/initialized", None);
+    let message = Message::parse(&initialized).expect("mcpd's own notification parses");
+    let body = Bytes::from(initialized.clone());
+    let headers = kept.headers(&HeaderMap::new());
+    let forward = super::session::Forward { message: &message, body: &body, headers: &headers };
+    if let Err(error) = kept.upstream.notify(&forward).await {
+        kept.upstream.close();
+        return Err(error);
+    }
+    Ok(kept)
+}
+
+/// The result of mcpd's own request, once the call ends.
+async fn answer(mut call: Call) -> Result<Box<RawValue>, UpstreamError> {
+    let refused = |error: String| UpstreamError::Refused { method: "a request of mcpd's own".into(), error };
+    loop {
+        match call.next().await {
+            Event::Message(_) => continue,
+            Event::Response { bytes, .. } => {
+                let message = Message::parse(&bytes).map_err(|e| refused(e.to_string()))?;
+                return match (message.result, message.error) {
+                    (Some(result), None) => Ok(result.to_owned()),
+                    (_, error) => Err(refused(error.map(|e| e.get().to_string()).unwrap_or_default())),
+                };
+            }
+            Event::Failed(reason) => return Err(UpstreamError::Exited(reason)),
+            Event::Rejected(error) => return Err(error),
+        }
+    }
+}
+
+impl Target {
+    /// Sends mcpd's own request (e.g. `tools/list`) through a bridged
+    /// upstream and returns its result.
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Box<RawValue>, UpstreamError> {
+        let params = params
+            .map(|p| RawValue::from_string(p.to_owned()))
+            .transpose()
+            .map_err(|e| UpstreamError::Refused { method: method.to_owned(), error: e.to_string() })?;
+        match self {
+            Target::Process(process, _) => process.request(method, params.as_deref(), timeout).await,
+            Target::Session(kept) => {
+                let id = "\"mcpd-own\"";
+                let body = jsonrpc::request(id, method, params.as_deref().map(RawValue::get));
+                let message = Message::parse(&body)
+                    .map_err(|e| UpstreamError::Refused { method: method.to_owned(), error: e.to_string() })?;
+                let bytes = Bytes::from(body.clone());
+                let headers = kept.headers(&HeaderMap::new());
+                let forward = super::session::Forward { message: &message, body: &bytes, headers: &headers };
+                let call = kept.upstream.call(&forward).await?;
+                tokio::time::timeout(timeout, answer(call)).await.map_err(|_| UpstreamError::Timeout(timeout))?
+            }
+            Target::PassThrough => Err(UpstreamError::Refused {
+                method: method.to_owned(),
+                error: "the server answers stateless requests itself".into(),
+            }),
+        }
+    }
+}
