@@ -17,5 +17,6 @@ mod limits;
 mod plugins;
 mod policy;
 mod protocol;
+mod python_sdk;
 mod stateless;
 mod translate;
