@@ -6,12 +6,14 @@
 //! file, line, column and key. The raw file layout lives in [`schema`], unit
 //! parsing in [`units`], and the checks in [`validate`].
 
+mod edge;
 mod error;
 mod schema;
 pub mod units;
 mod upstream;
 mod validate;
 
+pub use edge::EdgeSettings;
 pub use error::ConfigError;
 pub use upstream::{Balance, HttpUpstreamSettings, UpstreamTransport};
 
@@ -167,6 +169,8 @@ pub struct HttpSettings {
     pub keepalive_timeout: Duration,
     pub max_concurrent_requests: usize,
     pub sse_keepalive: Duration,
+    /// Which `Host` and `Origin` headers the MCP endpoint accepts.
+    pub edge: EdgeSettings,
 }
 
 #[derive(Debug, Clone)]

@@ -131,6 +131,10 @@ pub struct RawHttp {
     pub keepalive_timeout: Option<HumanDuration>,
     pub max_concurrent_requests: Option<Spanned<i64>>,
     pub sse_keepalive: Option<HumanDuration>,
+    /// `Host` values the MCP endpoint accepts (DNS-rebinding protection).
+    pub allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `Origin` values the MCP endpoint accepts (DNS-rebinding protection).
+    pub allowed_origins: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[server.NAME.session]`: client sessions and per-session processes.

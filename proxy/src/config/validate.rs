@@ -279,6 +279,7 @@ fn resolve_server(
             256,
         )?,
         sse_keepalive: h.sse_keepalive.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
+        edge: super::edge::resolve(check, name, h, listen)?,
     };
     if http.request_timeout.is_zero() {
         return Err(check.error(None, key("http.request_timeout"), "must be longer than zero"));

@@ -3,6 +3,7 @@
 //! reads each request, routes it, lets an endpoint answer, and hands the
 //! connection back for keep-alive.
 
+mod edge;
 mod health;
 mod plugin_hooks;
 mod respond;
@@ -63,10 +64,13 @@ impl HttpServerApp for McpApp {
             }
             Some((endpoint, route)) => {
                 http.set_keepalive(Some(route.settings.http.keepalive_timeout.as_secs()));
-                match endpoint {
-                    Endpoint::Mcp => streamable_http::serve(&self.gateway, route, &mut http).await,
-                    Endpoint::Health => health::serve(route, &mut http).await,
-                    Endpoint::ResourceMetadata => streamable_http::resource_metadata(route, &mut http).await,
+                // Every MCP endpoint, whatever its transport, checks Host and Origin first.
+                let checked = !matches!(endpoint, Endpoint::Health | Endpoint::ResourceMetadata);
+                match (checked.then(|| edge::violation(route, &http)).flatten(), endpoint) {
+                    (Some(violation), _) => edge::refuse(&mut http, &violation).await,
+                    (None, Endpoint::Mcp) => streamable_http::serve(&self.gateway, route, &mut http).await,
+                    (None, Endpoint::Health) => health::serve(route, &mut http).await,
+                    (None, Endpoint::ResourceMetadata) => streamable_http::resource_metadata(route, &mut http).await,
                 }
             }
             None => {

@@ -104,13 +104,10 @@ async fn run_suite(package: &str, url: &str, extra: &[&str]) -> BTreeMap<String,
     outcomes
 }
 
-/// Scenarios mcpd does not pass yet: Origin/Host validation is the next commit.
-const NOT_YET: &[&str] = &["dns-rebinding-protection"];
-
 fn failed(outcomes: &BTreeMap<String, Outcome>) -> Vec<String> {
     outcomes
         .iter()
-        .filter(|(name, o)| !o.ok() && !NOT_YET.contains(&name.as_str()))
+        .filter(|(_, o)| !o.ok())
         .map(|(name, o)| format!("{name} ({} passed): {}", o.passed, o.failures.join("; ")))
         .collect()
 }
@@ -232,6 +229,11 @@ max_per_client = 100
         .map(|(n, _)| n)
         .collect();
     assert!(lost.is_empty(), "pass directly but not through mcpd: {lost:?}\n{}", failed(&through).join("\n"));
+    assert!(
+        through.get("dns-rebinding-protection").is_some_and(Outcome::ok),
+        "mcpd protects against DNS rebinding: {}",
+        failed(&through).join("\n")
+    );
 
     // The everything server answers 400 instead of 404 for a deleted
     // session; through mcpd the pre-release's lifecycle scenario passes.

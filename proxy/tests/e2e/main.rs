@@ -9,6 +9,7 @@ mod auth;
 mod client;
 mod config;
 mod conformance;
+mod edge;
 mod examples;
 mod failures;
 mod host_imports;
