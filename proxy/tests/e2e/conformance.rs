@@ -1,19 +1,19 @@
 //! The official MCP conformance suite through mcpd.
 //!
 //! npm `@modelcontextprotocol/conformance` (0.1.16, and the pre-release
-//! 0.2.0-alpha.12 for the session-lifecycle scenario) runs in server mode
-//! (`server --url`) on a pinned Node 22, all installed by `./dev test` from
-//! `fixtures/conformance/package-lock.json`. Two upstreams:
+//! 0.2.0-alpha.12 for session-lifecycle and the 2026-07-28 requirements)
+//! runs in server mode (`server --url`) on a pinned Node 22, all installed
+//! by `./dev test` from `fixtures/conformance/package-lock.json`. Two
+//! upstreams:
 //!
 //! - our fixture (`mcpd-test-server --conformance`, the catalogue the suite's
-//!   scenarios call): every scenario must pass through mcpd, and the
-//!   sessions the suite never DELETEs must be reaped when idle;
+//!   scenarios call): every scenario must pass through mcpd, in the session
+//!   era and in the stateless era (bar the multi round-trip ones, see
+//!   [`NOT_BRIDGED`]), and the sessions the suite never DELETEs must be
+//!   reaped when idle;
 //! - the official "everything" server (stdio): every scenario it passes when
 //!   served directly (its own Streamable HTTP mode) must pass through mcpd,
 //!   plus DNS-rebinding protection, which it lacks.
-//!
-//! The stateless-era (2026-07-28) scenarios of the pre-release are not run
-//! here; see the README's Conformance section.
 
 use crate::common::*;
 use std::collections::BTreeMap;
@@ -149,9 +149,10 @@ max_per_client = 100
     assert!(released.len() >= 32, "scenarios run: {:?}", released.keys());
     assert!(failed(&released).is_empty(), "failed through mcpd:\n{}", failed(&released).join("\n"));
 
-    // The pre-release's active suite adds server-session-lifecycle (404 after
-    // DELETE) and checks every message against the spec's JSON schema.
-    let alpha = run_suite("conformance-alpha", &url, &[]).await;
+    // The pre-release's 2025-11-25 requirements add server-session-lifecycle
+    // (404 after DELETE) and check every message against the spec's schema.
+    let alpha = run_suite("conformance-alpha", &url, &["--requirements", "2025-11-25"]).await;
+    assert!(alpha.len() >= 33, "scenarios run: {:?}", alpha.keys());
     assert!(alpha.contains_key("server-session-lifecycle"), "scenarios run: {:?}", alpha.keys());
     assert!(failed(&alpha).is_empty(), "failed through mcpd (alpha):\n{}", failed(&alpha).join("\n"));
 
@@ -162,6 +163,46 @@ max_per_client = 100
         children_of(pid).is_empty().then_some(())
     })
     .await;
+}
+
+/// 2026-07-28 scenarios mcpd cannot pass yet: they need a tool's request to
+/// the client (elicitation, sampling, roots) turned into an
+/// `InputRequiredResult` and the client's retry with `inputResponses` fed
+/// back to the waiting server (multi round-trip requests), which the
+/// stateless bridge does not do (README, "Limits"). The fixture has no
+/// `test_input_required_result_*` tools for the same reason. Tasks
+/// (`tasks-*`) are an extension the requirements do not score.
+const NOT_BRIDGED: &[&str] = &[
+    "input-required-result-basic-elicitation",
+    "input-required-result-basic-sampling",
+    "input-required-result-basic-list-roots",
+    "input-required-result-request-state",
+    "input-required-result-multiple-input-requests",
+    "input-required-result-multi-round",
+    "input-required-result-non-tool-request",
+    "input-required-result-result-type",
+    "input-required-result-tampered-state",
+    "input-required-result-capability-check",
+];
+
+#[tokio::test]
+async fn the_stateless_era_scenarios_pass_through_mcpd_fronting_the_fixture() {
+    let config = r#"
+[server.fixture]
+command = "{server}"
+args = ["--conformance"]
+port = {port}
+"#;
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    // What 2026-07-28 requires: server-stateless (discover, _meta, -32020/
+    // -32021/-32022, 404 for removed methods), header validation with
+    // Mcp-Param-*, caching hints, and the core scenarios at that revision.
+    let mut outcomes = run_suite("conformance-alpha", &mcpd.url("/mcp"), &["--requirements", "2026-07-28"]).await;
+    outcomes.retain(|name, _| !NOT_BRIDGED.contains(&name.as_str()) && !name.starts_with("tasks-"));
+    for scenario in ["server-stateless", "http-header-validation", "http-custom-header-server-validation", "caching"] {
+        assert!(outcomes.contains_key(scenario), "{scenario} was not run: {:?}", outcomes.keys());
+    }
+    assert!(failed(&outcomes).is_empty(), "failed through mcpd (2026-07-28):\n{}", failed(&outcomes).join("\n"));
 }
 
 /// The "everything" server served directly (its own Streamable HTTP mode);
