@@ -9,12 +9,14 @@
 mod edge;
 mod error;
 mod schema;
+mod transport;
 pub mod units;
 mod upstream;
 mod validate;
 
 pub use edge::EdgeSettings;
 pub use error::ConfigError;
+pub use transport::{SsePaths, Transports};
 pub use upstream::{Balance, HttpUpstreamSettings, UpstreamTransport};
 
 use std::collections::BTreeMap;
@@ -61,6 +63,8 @@ pub struct ServerSettings {
     /// Path prefix on the listener: empty on an own port, `/NAME` on the shared one.
     pub mount: String,
     pub health_path: String,
+    /// Client-facing transports: Streamable HTTP and/or legacy HTTP+SSE.
+    pub transports: Transports,
     pub health_interval: Duration,
     pub http: HttpSettings,
     pub session: SessionSettings,

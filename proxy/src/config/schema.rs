@@ -63,6 +63,8 @@ pub struct RawServer {
     #[serde(default)]
     pub http: RawHttp,
     #[serde(default)]
+    pub sse: RawSse,
+    #[serde(default)]
     pub session: RawSession,
     #[serde(default)]
     pub pool: RawPool,
@@ -135,6 +137,14 @@ pub struct RawHttp {
     pub allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
     /// `Origin` values the MCP endpoint accepts (DNS-rebinding protection).
     pub allowed_origins: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// `[server.NAME.sse]`: the legacy HTTP+SSE endpoints (with `transport` listing "sse").
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSse {
+    pub path: Option<Spanned<String>>,
+    pub message_path: Option<Spanned<String>>,
 }
 
 /// `[server.NAME.session]`: client sessions and per-session processes.

@@ -219,8 +219,6 @@ fn resolve_server(
         }
     };
 
-    check_transport(check, &s.transport, key("transport"))?;
-
     let (listen, mount) = match &s.port {
         None => (shared, format!("/{name}")),
         Some(p) => match u16::try_from(*p.get_ref()) {
@@ -246,6 +244,8 @@ fn resolve_server(
             ));
         }
     };
+
+    let transports = super::transport::resolve(check, name, s, &["/mcp", health_path.as_str()])?;
 
     if let Some(storage) = &s.session.storage {
         match storage.get_ref().as_str() {
@@ -314,6 +314,7 @@ fn resolve_server(
         listen,
         mount,
         health_path,
+        transports,
         health_interval: s.health_check_interval.map(|d| d.0).unwrap_or(Duration::from_secs(30)),
         http,
         session,
@@ -430,38 +431,6 @@ fn read_config_file(check: &Checker, file: &Spanned<String>, key: &str) -> Resul
         _ => toml::from_str::<toml::Table>(&text).map_err(|e| format!("{e}")),
     };
     parsed.map_err(|e| fail(format!("{}: {e}", path.display())))
-}
-
-/// `transport` is `"streamable-http"` or a list of client-facing transports.
-fn check_transport(check: &Checker, value: &Option<Spanned<toml::Value>>, key: String) -> Result<(), ConfigError> {
-    let Some(value) = value else { return Ok(()) };
-    let names: Vec<&toml::Value> = match value.get_ref() {
-        toml::Value::Array(items) => items.iter().collect(),
-        single => vec![single],
-    };
-    for name in names {
-        match name.as_str() {
-            Some("streamable-http") => {}
-            Some("sse") => {
-                return Err(check.error(
-                    Some(value.span()),
-                    key,
-                    "the legacy \"sse\" transport (2024-11-05) is not supported yet",
-                ));
-            }
-            Some(other) => {
-                return Err(check.error(
-                    Some(value.span()),
-                    key,
-                    format!("unknown transport {other:?} (expected \"streamable-http\")"),
-                ));
-            }
-            None => {
-                return Err(check.error(Some(value.span()), key, "expected a transport name or a list of them"));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod health;
 mod plugin_hooks;
 mod respond;
 mod router;
+mod sse;
 mod stateless;
 mod streamable_http;
 mod translate;
@@ -25,6 +26,8 @@ use std::sync::Arc;
 pub struct McpApp {
     gateway: Arc<Gateway>,
     router: Router,
+    /// Open legacy HTTP+SSE connections (2024-11-05).
+    sse: Arc<sse::Connections>,
 }
 
 /// One Pingora service listening on every configured address.
@@ -32,7 +35,7 @@ pub fn service(gateway: Arc<Gateway>) -> Service<McpApp> {
     let mut addresses: Vec<std::net::SocketAddr> = gateway.config.servers.iter().map(|s| s.listen).collect();
     addresses.sort();
     addresses.dedup();
-    let app = McpApp { router: Router::new(&gateway.routes), gateway };
+    let app = McpApp { router: Router::new(&gateway.routes), gateway, sse: Arc::default() };
     let mut service = Service::new("mcpd".to_string(), app);
     for address in addresses {
         service.add_tcp(&address.to_string());
@@ -71,6 +74,12 @@ impl HttpServerApp for McpApp {
                     (None, Endpoint::Mcp) => streamable_http::serve(&self.gateway, route, &mut http).await,
                     (None, Endpoint::Health) => health::serve(route, &mut http).await,
                     (None, Endpoint::ResourceMetadata) => streamable_http::resource_metadata(route, &mut http).await,
+                    (None, Endpoint::SseStream) => {
+                        sse::serve(&self.gateway, route, &mut http, &self.sse, sse::Side::Stream).await
+                    }
+                    (None, Endpoint::SseMessage) => {
+                        sse::serve(&self.gateway, route, &mut http, &self.sse, sse::Side::Message).await
+                    }
                 }
             }
             None => {

@@ -4,7 +4,8 @@
 //! server on the shared listener answers under `/NAME/`. Each MCP path also
 //! has an OAuth protected-resource metadata path (RFC 9728:
 //! `/.well-known/oauth-protected-resource` + the MCP path), answered by the
-//! route's plugins (an auth plugin) or 404.
+//! route's plugins (an auth plugin) or 404. With `"sse"` among its
+//! transports a route also answers its legacy stream and message paths.
 
 use crate::route::Route;
 use std::collections::HashMap;
@@ -14,6 +15,10 @@ use std::sync::Arc;
 pub enum Endpoint {
     Mcp,
     Health,
+    /// Legacy HTTP+SSE (2024-11-05): `GET` opens the stream.
+    SseStream,
+    /// Legacy HTTP+SSE: `POST ?sessionId=…` carries a client message.
+    SseMessage,
     /// `/.well-known/oauth-protected-resource/…` for this route.
     ResourceMetadata,
 }
@@ -31,7 +36,13 @@ impl Router {
         let mut router = Router::default();
         for route in routes {
             let entries = router.by_port.entry(route.settings.listen.port()).or_default();
-            entries.push((route.settings.mcp_path(), Endpoint::Mcp, Arc::clone(route)));
+            if route.settings.transports.streamable_http {
+                entries.push((route.settings.mcp_path(), Endpoint::Mcp, Arc::clone(route)));
+            }
+            if let Some((stream, message)) = route.settings.sse_routes() {
+                entries.push((stream, Endpoint::SseStream, Arc::clone(route)));
+                entries.push((message, Endpoint::SseMessage, Arc::clone(route)));
+            }
             entries.push((route.settings.health_route(), Endpoint::Health, Arc::clone(route)));
             let metadata = format!("{RESOURCE_METADATA}{}", route.settings.mcp_path());
             entries.push((metadata, Endpoint::ResourceMetadata, Arc::clone(route)));

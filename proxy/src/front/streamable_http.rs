@@ -22,6 +22,7 @@ mod initialize;
 mod relay;
 mod stream;
 
+pub(super) use initialize::{Bound, bind, handshake_answer};
 pub(super) use relay::{Outcome, Target, server_answer, server_message};
 
 use super::plugin_hooks::{self, Caller, Filtered};
@@ -78,12 +79,12 @@ pub(super) fn accepts(accept: &str, mime: &str) -> bool {
     })
 }
 
-fn client_address(http: &ServerSession) -> String {
+pub(super) fn client_address(http: &ServerSession) -> String {
     http.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 /// Answers with what a plugin decided instead of forwarding.
-async fn answer_verdict(
+pub(super) async fn answer_verdict(
     http: &mut ServerSession,
     id: Option<&RawValue>,
     verdict: Verdict,
@@ -237,7 +238,7 @@ async fn post(
     }
 }
 
-async fn too_large(http: &mut ServerSession, limit: u64) -> pingora::Result<()> {
+pub(super) async fn too_large(http: &mut ServerSession, limit: u64) -> pingora::Result<()> {
     // The rest of the body is not read: the connection cannot be reused.
     http.set_keepalive(None);
     let message = format!("request body is larger than {limit} bytes (http.max_request_size)");
@@ -245,7 +246,7 @@ async fn too_large(http: &mut ServerSession, limit: u64) -> pingora::Result<()> 
 }
 
 /// The whole request body, or `None` when it exceeds `limit` bytes.
-async fn read_body(http: &mut ServerSession, limit: u64) -> pingora::Result<Option<Bytes>> {
+pub(super) async fn read_body(http: &mut ServerSession, limit: u64) -> pingora::Result<Option<Bytes>> {
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
     while let Some(chunk) = http.read_request_body().await? {

@@ -18,10 +18,9 @@ use crate::route::Route;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
-use std::sync::Arc;
 
 pub async fn post(
-    route: &Arc<Route>,
+    route: &Route,
     translator: &Translator,
     http: &mut ServerSession,
     message: &Message<'_>,
@@ -35,10 +34,16 @@ pub async fn post(
         }
         Kind::Request => {}
     }
-    let id = message.id;
-    if message.method() != "initialize" && !check_protocol_version(http, id).await? {
+    if message.method() != "initialize" && !check_protocol_version(http, message.id).await? {
         return Ok(());
     }
+    let bytes = answer(route, translator, message, caller).await;
+    respond::json(http, 200, &[], bytes).await
+}
+
+/// The translator's answer to request `message`, after the response hooks.
+pub async fn answer(route: &Route, translator: &Translator, message: &Message<'_>, caller: &Caller) -> Bytes {
+    let id = message.id;
     let view = plugin_hooks::view(route, caller, None, Direction::ClientToServer, message, None);
     let limit = route.settings.http.request_timeout;
     let (bytes, outcome) = match tokio::time::timeout(limit, translator.handle(&view)).await {
@@ -60,6 +65,5 @@ pub async fn post(
         }
     };
     let target = Target { caller, session: None, outbox: None, request: Some(message) };
-    let (bytes, _) = server_answer(route, &target, id, Bytes::from(bytes), outcome).await;
-    respond::json(http, 200, &[], bytes).await
+    server_answer(route, &target, id, Bytes::from(bytes), outcome).await.0
 }

@@ -81,9 +81,9 @@ fn parts_not_built_yet_are_refused_not_ignored() {
         "not supported yet",
     );
     expect_error(
-        &format!("{base}transport = [\"streamable-http\", \"sse\"]\n"),
+        &format!("{base}transport = [\"streamable-http\", \"websocket\"]\n"),
         "3:13: server.a.transport",
-        "not supported yet",
+        "unknown transport \"websocket\"",
     );
 }
 

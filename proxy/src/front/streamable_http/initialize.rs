@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 
 /// What serves a new session, and how its `initialize` is answered.
-enum Bound {
+pub(in crate::front) enum Bound {
     /// The server answers the client's `initialize` through this call.
     Call(SessionUpstream, Call),
     /// A shared replica: its own handshake answers.
@@ -60,7 +60,7 @@ pub(super) async fn session(
     };
     let outbox = Arc::new(Outbox::default());
     let id = SessionTable::new_id();
-    let bound = match bind(route, http, message, body, &id, &outbox).await {
+    let bound = match bind(route, &http.req_header().headers, message, body, &id, &outbox).await {
         Ok(Some(bound)) => bound,
         Ok(None) => return not_ready(route, http, message.id).await,
         Err(error) => return refused(gateway, route, http, message.id, error).await,
@@ -98,10 +98,11 @@ pub(super) async fn session(
     Ok(())
 }
 
-/// Binds a new session `id` upstream. `Ok(None)`: nothing can take it now.
-async fn bind(
+/// Binds a new session `id` upstream (`headers`: the client's request
+/// headers). `Ok(None)`: nothing can take it now.
+pub(in crate::front) async fn bind(
     route: &Route,
-    http: &ServerSession,
+    headers: &http::HeaderMap,
     message: &Message<'_>,
     body: &Bytes,
     id: &str,
@@ -109,8 +110,7 @@ async fn bind(
 ) -> Result<Option<Bound>, UpstreamError> {
     let request_id = message.id.unwrap_or(jsonrpc::null());
     if let Some(upstream) = &route.http {
-        let key = hash_key(http, header_of(&route.settings.balance), id);
-        let headers = &http.req_header().headers;
+        let key = hash_key(headers, header_of(&route.settings.balance), id);
         let limit = route.settings.http.request_timeout;
         let open = upstream.open(Some(key), body.clone(), headers, request_id, outbox);
         let (bound, call) = tokio::time::timeout(limit, open).await.map_err(|_| UpstreamError::Timeout(limit))??;
@@ -120,7 +120,7 @@ async fn bind(
         if pool.init_result().is_none() {
             return Ok(None);
         }
-        let key = hash_key(http, header_of(&route.settings.balance), id);
+        let key = hash_key(headers, header_of(&route.settings.balance), id);
         return Ok(pool
             .place(Some(key))
             .map(|(p, lease)| Bound::Replica(SessionUpstream::Replica(p, lease), Arc::clone(pool))));
@@ -153,9 +153,9 @@ fn header_of(balance: &crate::config::Balance) -> Option<&http::HeaderName> {
 
 /// What consistent hashing hashes for a new session: the configured
 /// header when the client sent it, else the session id.
-fn hash_key<'a>(http: &'a ServerSession, header_name: Option<&http::HeaderName>, id: &'a str) -> &'a [u8] {
+fn hash_key<'a>(headers: &'a http::HeaderMap, header_name: Option<&http::HeaderName>, id: &'a str) -> &'a [u8] {
     header_name
-        .and_then(|name| http.req_header().headers.get(name))
+        .and_then(|name| headers.get(name))
         .map(|value| value.as_bytes())
         .filter(|value| !value.is_empty())
         .unwrap_or(id.as_bytes())
@@ -192,16 +192,27 @@ pub(super) async fn from_handshake(
     message: &Message<'_>,
     extra: Headers<'_>,
 ) -> pingora::Result<()> {
-    let Some(init) = pool.init_result() else {
-        return not_ready(route, http, message.id).await;
-    };
+    match handshake_answer(pool, message, version::negotiate) {
+        Some(body) => respond::json(http, 200, extra, body).await,
+        None => not_ready(route, http, message.id).await,
+    }
+}
+
+/// The answer to `initialize` from a shared process's handshake, with the
+/// revision `negotiate` picks for what the client asked; `None` while the
+/// pool has not completed a handshake.
+pub(in crate::front) fn handshake_answer(
+    pool: &Pool,
+    message: &Message<'_>,
+    negotiate: fn(Option<&str>) -> &'static str,
+) -> Option<Bytes> {
+    let init = pool.init_result()?;
     let requested: Option<String> = message
         .params
         .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
         .and_then(|p| p.get("protocolVersion")?.as_str().map(str::to_owned));
     let mut result: serde_json::Value = serde_json::from_str(init.get()).unwrap_or_default();
-    result["protocolVersion"] = serde_json::Value::from(version::negotiate(requested.as_deref()));
+    result["protocolVersion"] = serde_json::Value::from(negotiate(requested.as_deref()));
     let result = RawValue::from_string(result.to_string()).expect("a Value serializes to JSON");
-    let body = jsonrpc::response(message.id_text(), Some(&result), None);
-    respond::json(http, 200, extra, Bytes::from(body)).await
+    Some(Bytes::from(jsonrpc::response(message.id_text(), Some(&result), None)))
 }
