@@ -44,6 +44,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             listen = %server.listen,
             path = %server.mcp_path(),
             sessions = server.session.enabled,
+            legacy_sse = ?server.sse_routes().map(|(stream, _)| stream),
             "serving MCP server"
         );
     }

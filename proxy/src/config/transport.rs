@@ -123,7 +123,10 @@ fn path(
         false => Err(check.error(
             Some(value.span()),
             key,
-            format!("{path:?} must be a path like \"/sse\" (no query, no trailing '/'), other than {}", taken.join(" and ")),
+            format!(
+                "{path:?} must be a path like \"/sse\" (no query, no trailing '/'), other than {}",
+                taken.join(" and ")
+            ),
         )),
     }
 }
@@ -144,7 +147,8 @@ mod tests {
         let both = server("transport = [\"streamable-http\", \"sse\"]\n").unwrap();
         let paths = both.servers[0].transports.sse.clone().unwrap();
         assert_eq!((paths.stream.as_str(), paths.message.as_str()), ("/sse", "/message"));
-        let only = server("transport = \"sse\"\n[server.a.sse]\npath = \"/events\"\nmessage_path = \"/rpc\"\n").unwrap();
+        let only =
+            server("transport = \"sse\"\n[server.a.sse]\npath = \"/events\"\nmessage_path = \"/rpc\"\n").unwrap();
         assert!(!only.servers[0].transports.streamable_http);
         assert_eq!(only.servers[0].transports.sse.clone().unwrap().stream, "/events");
     }

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The HTTP fixture server; `./dev test` (or `cargo build -p mcpd-http-test-server`) builds it.
-fn http_server() -> PathBuf {
+pub(crate) fn http_server() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
     let path = dir.join("mcpd-http-test-server");
@@ -31,7 +31,7 @@ fn http_server() -> PathBuf {
 /// One running fixture instance; killed on drop.
 pub(crate) struct Upstream {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Upstream {
@@ -446,7 +446,7 @@ fn bad_upstream_config_is_refused_with_its_line() {
 }
 
 /// `node` and the TypeScript SDK fixture (`npm ci` in fixtures/ts-http-server; ./dev test does).
-fn ts_server() -> PathBuf {
+pub(crate) fn ts_server() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/ts-http-server");
     assert!(
         dir.join("node_modules/@modelcontextprotocol/sdk").exists(),
@@ -456,7 +456,7 @@ fn ts_server() -> PathBuf {
 }
 
 /// One instance of the TypeScript SDK fixture; killed on drop.
-fn start_ts(name: &str) -> Upstream {
+pub(crate) fn start_ts(name: &str) -> Upstream {
     let mut child = Command::new("node")
         .arg(ts_server())
         .args(["--name", name])

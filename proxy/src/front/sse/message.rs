@@ -86,7 +86,8 @@ pub(super) async fn post(
     let is_request = message.kind() == Kind::Request;
     let body = match route.plugins.wants(Hook::Request) {
         false => body.clone(),
-        true => match plugin_hooks::message(Hook::Request, route, &caller, Some(&session_id), body.clone(), None).await {
+        true => match plugin_hooks::message(Hook::Request, route, &caller, Some(&session_id), body.clone(), None).await
+        {
             Filtered::Pass(bytes) => bytes,
             // A request's refusal is its answer, on the stream like any other.
             Filtered::Stop(Verdict::Reject(rejection)) if is_request => {
@@ -96,7 +97,9 @@ pub(super) async fn post(
             Filtered::Stop(Verdict::Respond(result)) if is_request => {
                 let answer = match RawValue::from_string(result) {
                     Ok(result) => Bytes::from(jsonrpc::response(message.id_text(), Some(&result), None)),
-                    Err(_) => answer::error(message.id, INTERNAL_ERROR, "a plugin answered with a result that is not JSON"),
+                    Err(_) => {
+                        answer::error(message.id, INTERNAL_ERROR, "a plugin answered with a result that is not JSON")
+                    }
                 };
                 return accepted_with(http, &connection, answer).await;
             }
@@ -197,7 +200,11 @@ async fn request(http: &mut ServerSession, work: Work, message: &Message<'_>, he
 }
 
 /// A message before `initialize` bound the session (or after it ended).
-async fn uninitialized(http: &mut ServerSession, connection: &Connection, id: Option<&RawValue>) -> pingora::Result<()> {
+async fn uninitialized(
+    http: &mut ServerSession,
+    connection: &Connection,
+    id: Option<&RawValue>,
+) -> pingora::Result<()> {
     match connection.initialized.load(Ordering::Acquire) {
         false => {
             let text = "Bad Request: send initialize first";

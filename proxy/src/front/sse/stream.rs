@@ -164,6 +164,9 @@ fn endpoint_event(message_path: &str, id: &str) -> String {
 mod tests {
     #[test]
     fn endpoint_event_names_the_routes_message_path() {
-        assert_eq!(super::endpoint_event("/fx/message", "ab12"), "event: endpoint\ndata: /fx/message?sessionId=ab12\n\n");
+        assert_eq!(
+            super::endpoint_event("/fx/message", "ab12"),
+            "event: endpoint\ndata: /fx/message?sessionId=ab12\n\n"
+        );
     }
 }
