@@ -2,7 +2,8 @@
 //! on every MCP request (POST, GET, DELETE) against the route's
 //! `allowed_hosts` / `allowed_origins` (loopback names by default on a
 //! loopback listener) and answers 403 with a JSON-RPC error, before any
-//! server process starts. Health stays reachable. Idle reaping of sessions
+//! server process starts, on the legacy `/sse` and `/message` endpoints
+//! too. Health stays reachable. Idle reaping of sessions
 //! a client never DELETEs is `failures::idle_sessions_are_reaped_…` and
 //! `conformance::every_scenario_…` (the suite never DELETEs).
 
@@ -107,4 +108,38 @@ fn a_bad_pattern_is_a_config_error_naming_file_line_and_key() {
         path.display()
     );
     assert!(text.contains(&expected), "{text}");
+}
+
+#[tokio::test]
+async fn the_legacy_sse_endpoints_are_checked_too() {
+    let config = r#"
+[server.fx]
+command = "{server}"
+port = {port}
+transport = ["streamable-http", "sse"]
+"#;
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let http = reqwest::Client::new();
+    let open = |origin: Option<&str>| {
+        let mut request = http.get(mcpd.url("/sse")).header("accept", "text/event-stream");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let refused = open(Some("http://evil.example.com")).await.expect("GET /sse");
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.expect("JSON-RPC error");
+    assert_refused(403, &body, "Origin");
+    // The same request from a local page opens the stream.
+    assert_eq!(open(Some("http://localhost:3000")).await.expect("GET /sse").status(), 200);
+    let message = http
+        .post(mcpd.url("/message?sessionId=whatever"))
+        .header("content-type", "application/json")
+        .header("host", "evil.example.com")
+        .body(INIT)
+        .send()
+        .await
+        .expect("POST /message");
+    assert_eq!(message.status(), 403);
 }
