@@ -173,6 +173,11 @@ pub struct HttpSettings {
     pub keepalive_timeout: Duration,
     pub max_concurrent_requests: usize,
     pub sse_keepalive: Duration,
+    /// Events kept per session SSE stream for `Last-Event-ID` replay; 0:
+    /// streams carry no event ids and cannot be resumed.
+    pub sse_replay_buffer: usize,
+    /// The reconnect delay (`retry`) sent in priming events.
+    pub sse_retry: Duration,
     /// Which `Host` and `Origin` headers the MCP endpoint accepts.
     pub edge: EdgeSettings,
 }

@@ -133,6 +133,10 @@ pub struct RawHttp {
     pub keepalive_timeout: Option<HumanDuration>,
     pub max_concurrent_requests: Option<Spanned<i64>>,
     pub sse_keepalive: Option<HumanDuration>,
+    /// Events kept per SSE stream for `Last-Event-ID` replay (0: off).
+    pub sse_replay_buffer: Option<Spanned<i64>>,
+    /// The `retry` (reconnect delay) mcpd's SSE streams advertise.
+    pub sse_retry: Option<HumanDuration>,
     /// `Host` values the MCP endpoint accepts (DNS-rebinding protection).
     pub allowed_hosts: Option<Spanned<Vec<Spanned<String>>>>,
     /// `Origin` values the MCP endpoint accepts (DNS-rebinding protection).

@@ -279,6 +279,15 @@ fn resolve_server(
             256,
         )?,
         sse_keepalive: h.sse_keepalive.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
+        sse_replay_buffer: match &h.sse_replay_buffer {
+            None => 256,
+            Some(v) if (0..=65536).contains(v.get_ref()) => *v.get_ref() as usize,
+            Some(v) => {
+                let text = format!("must be between 0 (off) and 65536 events, got {}", v.get_ref());
+                return Err(check.error(Some(v.span()), key("http.sse_replay_buffer"), text));
+            }
+        },
+        sse_retry: h.sse_retry.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
         edge: super::edge::resolve(check, name, h, listen)?,
     };
     if http.request_timeout.is_zero() {

@@ -80,6 +80,25 @@ pub async fn sse_event(http: &mut ServerSession, message: &[u8]) -> pingora::Res
     http.write_response_body(event.freeze(), false).await
 }
 
+/// One SSE `message` event with an event id (resumable streams).
+pub async fn sse_event_with_id(http: &mut ServerSession, id: &str, message: &[u8]) -> pingora::Result<()> {
+    let mut event = BytesMut::with_capacity(message.len() + id.len() + 30);
+    event.put_slice(b"id: ");
+    event.put_slice(id.as_bytes());
+    event.put_slice(b"\nevent: message\ndata: ");
+    event.put_slice(message);
+    event.put_slice(b"\n\n");
+    http.write_response_body(event.freeze(), false).await
+}
+
+/// The priming event of a resumable stream (2025-11-25): an event id with
+/// empty data, so the client can resume from here, and how long to wait
+/// before reconnecting.
+pub async fn sse_prime(http: &mut ServerSession, id: &str, retry: std::time::Duration) -> pingora::Result<()> {
+    let event = format!("id: {id}\nretry: {}\ndata: \n\n", retry.as_millis());
+    http.write_response_body(Bytes::from(event), false).await
+}
+
 /// An SSE comment: keeps idle connections open through proxies.
 pub async fn sse_keepalive(http: &mut ServerSession) -> pingora::Result<()> {
     http.write_response_body(Bytes::from_static(b": keepalive\n\n"), false).await

@@ -20,6 +20,7 @@
 mod forward;
 mod initialize;
 mod relay;
+mod resume;
 mod stream;
 
 pub(super) use initialize::{Bound, bind, handshake_answer};

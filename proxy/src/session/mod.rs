@@ -12,6 +12,7 @@
 //! Not here: spawning processes (upstream) and HTTP (front).
 
 pub mod outbox;
+pub mod replay;
 
 use crate::upstream::session::SessionUpstream;
 use dashmap::DashMap;

@@ -3,8 +3,11 @@
 //! Server notifications and requests that arrive while no client request is
 //! in flight go to the session's GET stream if one is open; otherwise they
 //! wait here, in a bounded backlog, until one opens. Only one GET stream may
-//! be attached at a time (a second gets 409).
+//! be attached at a time (a second gets 409). The session's resumable
+//! streams ([`Streams`]) live here too: what was written on them, kept for
+//! a client that reconnects with `Last-Event-ID`.
 
+use super::replay::Streams;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -18,6 +21,8 @@ const STREAM_BUFFER: usize = 256;
 #[derive(Default)]
 pub struct Outbox {
     state: Mutex<State>,
+    /// The session's SSE streams, for `Last-Event-ID` resumption.
+    pub streams: Streams,
 }
 
 #[derive(Default)]
@@ -89,6 +94,26 @@ impl Outbox {
         }
         state.stream = Some(tx);
         Some(rx)
+    }
+
+    /// A GET stream ends: `stream` stops taking messages, and those it took
+    /// but never wrote go back to the front of the backlog, for the next one.
+    pub fn detach(&self, mut stream: mpsc::Receiver<Bytes>) {
+        stream.close();
+        let mut unsent = Vec::new();
+        while let Ok(message) = stream.try_recv() {
+            unsent.push(message);
+        }
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        for message in unsent.into_iter().rev() {
+            state.backlog.push_front(message);
+        }
+        while state.backlog.len() > BACKLOG_LIMIT {
+            state.backlog.pop_front();
+        }
     }
 
     /// Ends the GET stream (its client sees the response end) and drops the backlog.

@@ -5,6 +5,7 @@
 
 use super::super::plugin_hooks::{self, Caller, Filtered};
 use super::super::respond::{self, Headers};
+use super::resume;
 use crate::gateway::Gateway;
 use crate::mcp::errors::*;
 use crate::mcp::jsonrpc;
@@ -14,10 +15,12 @@ use crate::plugin::loaded::Hook;
 use crate::route::Route;
 use crate::session::Session;
 use crate::session::outbox::Outbox;
+use crate::session::replay::Replay;
 use crate::upstream::{Call, Event, UpstreamError};
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(in crate::front) enum Outcome {
@@ -102,6 +105,10 @@ pub(super) enum Relayed {
 /// when the answer comes first, else an SSE stream ending with the answer.
 /// Each event is written before the next is read, so the client's pace
 /// bounds what mcpd holds.
+///
+/// In a session the stream is resumable ([`super::resume`]): if the client
+/// drops it, the call carries on and what follows is kept for a `GET` with
+/// `Last-Event-ID`. Otherwise a client that leaves cancels the call.
 pub(super) async fn relay(
     http: &mut ServerSession,
     route: &Route,
@@ -112,11 +119,16 @@ pub(super) async fn relay(
 ) -> pingora::Result<Relayed> {
     let limits = &route.settings.http;
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    let mut streaming = false;
+    let mut out = Out { streaming: false, replay: None, attached: true };
     loop {
         let event = tokio::select! {
             event = tokio::time::timeout_at(deadline, call.next()) => event,
-            _ = http.read_body_or_idle(true) => {
+            _ = http.read_body_or_idle(true), if out.attached => {
+                if out.replay.is_some() {
+                    tracing::debug!(target: "mcpd::access", server = %route.name, "client left a resumable stream; the request carries on");
+                    out.attached = false;
+                    continue;
+                }
                 tracing::debug!(target: "mcpd::access", server = %route.name, "client went away; cancelling upstream request");
                 return Ok(Relayed::Done(Outcome::Failed));
             }
@@ -133,11 +145,12 @@ pub(super) async fn relay(
                     }
                     continue;
                 }
-                if !streaming {
+                if !out.streaming {
                     respond::sse_start(http, extra).await?;
-                    streaming = true;
+                    out.streaming = true;
+                    out.replay = resume::open_post_stream(http, route, target.outbox).await?;
                 }
-                respond::sse_event(http, &bytes).await?;
+                out.send(http, &bytes).await?;
                 continue;
             }
             Ok(Event::Response { bytes, is_error }) => {
@@ -145,7 +158,7 @@ pub(super) async fn relay(
                 server_answer(route, &target, id, bytes, outcome).await
             }
             Ok(Event::Failed(reason)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &reason)), Outcome::Failed),
-            Ok(Event::Rejected(error)) if !streaming => return Ok(Relayed::Rejected(error)),
+            Ok(Event::Rejected(error)) if !out.streaming => return Ok(Relayed::Rejected(error)),
             Ok(Event::Rejected(error)) => {
                 (Bytes::from(error_body(id, CONNECTION_CLOSED, &error.to_string())), Outcome::Failed)
             }
@@ -157,27 +170,67 @@ pub(super) async fn relay(
                 );
                 tracing::warn!(server = %route.name, "{text}");
                 let payload = Bytes::from(error_body(id, REQUEST_TIMEOUT, &text));
-                send_last(http, streaming, extra, payload).await?;
+                out.last(http, extra, payload, target.outbox).await?;
                 return Ok(Relayed::Done(Outcome::Failed));
             }
         };
-        send_last(http, streaming, extra, payload).await?;
+        out.last(http, extra, payload, target.outbox).await?;
         return Ok(Relayed::Done(outcome));
     }
 }
 
-async fn send_last(
-    http: &mut ServerSession,
+/// Where a relayed answer is going.
+struct Out {
+    /// The answer became an SSE stream.
     streaming: bool,
-    extra: Headers<'_>,
-    payload: Bytes,
-) -> pingora::Result<()> {
-    match streaming {
-        true => {
-            respond::sse_event(http, &payload).await?;
-            respond::sse_end(http).await
+    /// The stream's events, kept for a resume (sessions only).
+    replay: Option<Arc<Replay>>,
+    /// The client still reads the response.
+    attached: bool,
+}
+
+impl Out {
+    /// Writes (and records) one server message. A resumable stream whose
+    /// client is gone keeps recording instead.
+    async fn send(&mut self, http: &mut ServerSession, message: &Bytes) -> pingora::Result<()> {
+        if !self.attached {
+            if let Some(replay) = &self.replay {
+                replay.record(message.clone());
+            }
+            return Ok(());
         }
-        false => respond::json(http, 200, extra, payload).await,
+        match resume::write(http, self.replay.as_deref(), message).await {
+            Err(_) if self.replay.is_some() => {
+                self.attached = false;
+                Ok(())
+            }
+            result => result,
+        }
+    }
+
+    /// Sends the answer (or the failure) and ends the response.
+    async fn last(
+        &mut self,
+        http: &mut ServerSession,
+        extra: Headers<'_>,
+        payload: Bytes,
+        outbox: Option<&Outbox>,
+    ) -> pingora::Result<()> {
+        if !self.streaming {
+            return respond::json(http, 200, extra, payload).await;
+        }
+        self.send(http, &payload).await?;
+        let ended = match self.attached {
+            true => respond::sse_end(http).await,
+            false => Ok(()),
+        };
+        if let (Some(replay), Some(outbox)) = (&self.replay, outbox) {
+            outbox.streams.finished(replay, self.attached && ended.is_ok());
+        }
+        match self.replay {
+            Some(_) => Ok(()),
+            None => ended,
+        }
     }
 }
 
