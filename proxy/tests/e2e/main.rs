@@ -20,6 +20,7 @@ mod plugins;
 mod policy;
 mod protocol;
 mod python_sdk;
+mod resume;
 mod sse_client;
 mod stateless;
 mod translate;

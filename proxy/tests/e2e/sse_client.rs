@@ -94,7 +94,7 @@ fn parse(block: &str) -> Event {
     let mut data: Vec<&str> = Vec::new();
     let mut only_comments = true;
     for line in block.lines() {
-        if line.starts_with(':') {
+        if line.is_empty() || line.starts_with(':') {
             continue;
         }
         only_comments = false;
