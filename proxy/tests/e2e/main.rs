@@ -24,3 +24,4 @@ mod resume;
 mod sse_client;
 mod stateless;
 mod translate;
+mod ts_client;
