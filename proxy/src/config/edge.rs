@@ -10,10 +10,11 @@
 //!   (any). Without a port it matches any port.
 //! - An origin pattern is `scheme://name[:port]`, `null`, or `*`. Without a
 //!   port it matches any port.
-//! - Defaults: hosts `localhost`, `127.0.0.1`, `[::1]` when the server
-//!   listens on a loopback address, any host otherwise; origins the same
-//!   three names over http and https, whatever the listener. A request
-//!   without `Origin` (every non-browser client) passes the origin check.
+//! - Defaults: hosts `localhost`, `127.0.0.1`, `[::1]` (and the listener's
+//!   own address) when the server listens on a loopback address, any host
+//!   otherwise; origins the same names over http and https, whatever the
+//!   listener. A request without `Origin` (every non-browser client)
+//!   passes the origin check.
 
 use super::validate::Checker;
 use super::{ConfigError, schema::RawHttp};
@@ -123,14 +124,26 @@ fn parse_origin(value: &str) -> Result<(String, String, Option<u16>), &'static s
 }
 
 fn defaults(listen: SocketAddr) -> EdgeSettings {
-    let names = || LOOPBACK_NAMES.iter().map(|h| h.to_string());
+    let mut names: Vec<String> = LOOPBACK_NAMES.iter().map(|h| h.to_string()).collect();
+    // A loopback listener on another address (127.0.0.2) is reached by that name.
+    let own = match listen.ip() {
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    if listen.ip().is_loopback() && !names.contains(&own) {
+        names.push(own);
+    }
     let hosts = match listen.ip().is_loopback() {
-        true => AllowList::Only(names().map(|host| Pattern { scheme: None, host, port: None }).collect()),
+        true => {
+            AllowList::Only(names.iter().map(|host| Pattern { scheme: None, host: host.clone(), port: None }).collect())
+        }
         false => AllowList::Any,
     };
     let origins = ["http", "https"]
         .into_iter()
-        .flat_map(|scheme| names().map(move |host| Pattern { scheme: Some(scheme.into()), host, port: None }))
+        .flat_map(|scheme| {
+            names.iter().map(move |host| Pattern { scheme: Some(scheme.into()), host: host.clone(), port: None })
+        })
         .collect();
     EdgeSettings { hosts, origins: AllowList::Only(origins) }
 }
@@ -216,6 +229,14 @@ mod tests {
         for origin in ["http://evil.example.com", "null", "localhost", "http://localhost.evil.com", "file://"] {
             assert!(!edge.allows_origin(origin), "{origin}");
         }
+    }
+
+    #[test]
+    fn another_loopback_address_is_allowed_by_its_own_name() {
+        let text = "[gateway]\nbind = \"127.0.0.2\"\n[server.a]\ncommand = \"x\"\nport = 9000\n";
+        let edge = parse(Path::new("t.toml"), text).unwrap().servers[0].http.edge.clone();
+        assert!(edge.allows_host("127.0.0.2:9000") && edge.allows_host("localhost:9000"));
+        assert!(edge.allows_origin("http://127.0.0.2:9000") && !edge.allows_host("evil.example.com"));
     }
 
     #[test]
