@@ -156,3 +156,23 @@ async fn resumability_can_be_turned_off() {
     assert_eq!(events.iter().map(what).collect::<Vec<_>>(), ["step 1", "step 2", "answer"], "no priming event");
     assert!(events.iter().all(|e| e.id.is_none()), "no ids: {events:?}");
 }
+
+#[tokio::test]
+async fn a_quiet_answer_stream_gets_keepalive_comments() {
+    let mcpd = Mcpd::start(&config("sse_keepalive = \"100ms\""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    let mut stream = EventStream::open(post(&raw, &session, progress_call(1, 2, 450))).await;
+    let mut seen = Vec::new();
+    while let Some(event) = stream.next().await {
+        seen.push(match event.event.as_str() {
+            ":" => "keepalive".to_string(),
+            _ if event.data.is_empty() => "priming".to_string(),
+            _ => what(&event),
+        });
+    }
+    let step1 = seen.iter().position(|e| e == "step 1").expect("step 1");
+    let step2 = seen.iter().position(|e| e == "step 2").expect("step 2");
+    assert!(seen[step1..step2].iter().any(|e| e == "keepalive"), "a comment in the quiet gap: {seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("answer"), "{seen:?}");
+}

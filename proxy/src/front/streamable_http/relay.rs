@@ -132,6 +132,18 @@ pub(super) async fn relay(
                 tracing::debug!(target: "mcpd::access", server = %route.name, "client went away; cancelling upstream request");
                 return Ok(Relayed::Done(Outcome::Failed));
             }
+            // A long quiet wait on an open stream: a comment keeps proxies
+            // from cutting it. (Waiting on `call` again is safe: once
+            // streaming, every upstream kind reads events cancel-safely.)
+            _ = tokio::time::sleep(limits.sse_keepalive), if out.streaming && out.attached => {
+                if let Err(error) = respond::sse_keepalive(http).await {
+                    match out.replay {
+                        Some(_) => out.attached = false,
+                        None => return Err(error),
+                    }
+                }
+                continue;
+            }
         };
         let (payload, outcome) = match event {
             Ok(Event::Message(bytes)) => {
