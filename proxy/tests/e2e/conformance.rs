@@ -155,6 +155,10 @@ max_per_client = 100
     assert!(alpha.len() >= 33, "scenarios run: {:?}", alpha.keys());
     assert!(alpha.contains_key("server-session-lifecycle"), "scenarios run: {:?}", alpha.keys());
     assert!(failed(&alpha).is_empty(), "failed through mcpd (alpha):\n{}", failed(&alpha).join("\n"));
+    // At 2025-11-25 an answer stream starts with a priming event and `retry`
+    // (the scenario only warns when they are missing; here they must be there).
+    let polling = alpha.get("server-sse-polling").map(|o| o.passed).unwrap_or(0);
+    assert!(polling >= 2, "server-sse-polling: {polling} checks passed, expected priming event and retry");
 
     // Dozens of sessions were left behind without DELETE; each had its own
     // server process. Idle reaping must stop them all.
