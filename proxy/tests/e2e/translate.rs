@@ -111,6 +111,7 @@ fn config(api: u16) -> String {
 listen = "127.0.0.1:{{port}}"
 
 [server.api]
+transport = ["streamable-http", "sse"]
 translator = {{ path = "{wasm}", allow_hosts = ["127.0.0.1:{api}"], config = {{ openapi_url = "http://127.0.0.1:{api}/openapi.json", base_url = "http://127.0.0.1:{api}/v1", headers = {{ "x-api-key" = "k1" }} }} }}
 
 [server.cfg]
@@ -183,4 +184,15 @@ async fn api_failures_are_tool_errors() {
     let text = text_of(&result);
     assert!(text.starts_with(&format!("GET http://127.0.0.1:{api}/boom failed: ")), "{text}");
     client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn a_translator_route_serves_legacy_sse_clients() {
+    let (api, _) = rest_api().await;
+    let mcpd = Mcpd::start(&config(api), &["/api/health", "/cfg/health", "/closed/health"]).await;
+    let mut legacy = crate::sse_client::Legacy::open(&mcpd.url(""), "/api/sse").await;
+    let init = legacy.initialize().await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "rest-translate", "{init}");
+    let seen = legacy.request(1, "tools/call", json!({"name": "getUser", "arguments": {"id": 7}})).await;
+    assert_eq!(seen[0]["result"]["structuredContent"], json!({"id": 7, "name": "ada"}), "{seen:?}");
 }

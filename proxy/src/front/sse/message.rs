@@ -113,7 +113,8 @@ pub(super) async fn post(
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), "legacy SSE POST");
     let work = Work { gateway: Arc::clone(gateway), route: Arc::clone(route), connection, caller, body: body.clone() };
     match (message.kind(), message.method()) {
-        (Kind::Request, "initialize") => {
+        // A translator answers `initialize` itself, like any request.
+        (Kind::Request, "initialize") if route.translator.is_none() => {
             if work.connection.initialized.swap(true, Ordering::AcqRel) {
                 let text = "this connection is already initialized";
                 return respond::rpc_error(http, 400, message.id, INVALID_REQUEST, text, &[]).await;
