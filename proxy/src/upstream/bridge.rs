@@ -36,6 +36,7 @@ use tokio::sync::watch;
 const START_POLL: Duration = Duration::from_millis(20);
 
 /// What serves one stateless request.
+#[derive(Clone)]
 pub enum Target {
     /// An initialized stdio process, with its `initialize` result.
     Process(Arc<StdioProcess>, Box<RawValue>),
@@ -99,6 +100,24 @@ pub struct Bridge {
     /// Tool input schemas (name → schema) and when they were fetched, for
     /// checking `Mcp-Param-*` headers (kept by `front::stateless`).
     pub tool_schemas: Mutex<Option<(std::time::Instant, Arc<std::collections::HashMap<String, serde_json::Value>>)>>,
+    /// Calls waiting for the client's input, by the `requestState` it got.
+    parked: Mutex<std::collections::HashMap<String, Parked>>,
+}
+
+/// A call whose server asked the client something (sampling, elicitation,
+/// roots): it waits, upstream, for the client to retry its request with
+/// the answer (`inputResponses`), at most until `expires`. Dropping it
+/// cancels the request upstream.
+pub struct Parked {
+    pub call: Call,
+    pub target: Target,
+    /// The server's request, as mcpd relayed it (its id is the one to answer).
+    pub request: Bytes,
+    /// The key of that request in the client's `inputRequests`.
+    pub key: String,
+    /// The client request being served (its retry must be the same method).
+    pub method: String,
+    pub expires: std::time::Instant,
 }
 
 impl Bridge {
@@ -172,6 +191,24 @@ impl Bridge {
         tracing::info!(server = %route.name, upstream = %opened.upstream.describe(), "opened an upstream session for stateless clients");
         *kept = Some(Arc::clone(&opened));
         Ok(opened)
+    }
+
+    /// Keeps a call until the client's retry brings the input its server
+    /// asked for; returns the `requestState` that names it.
+    pub fn park(&self, parked: Parked) -> String {
+        let token = format!("mcpd-{}", uuid::Uuid::new_v4());
+        let mut table = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        // Calls nobody came back for are dropped (and so cancelled upstream).
+        table.retain(|_, p| p.expires > now);
+        table.insert(token.clone(), parked);
+        token
+    }
+
+    /// The call `token` names, if it is still waiting (taken: one retry each).
+    pub fn resume(&self, token: &str) -> Option<Parked> {
+        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).remove(token)?;
+        (parked.expires > std::time::Instant::now()).then_some(parked)
     }
 
     /// Forgets a kept session whose instance lost it (the next request opens another).

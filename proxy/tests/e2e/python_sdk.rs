@@ -5,6 +5,8 @@
 //! the Rust HTTP fixture (session era only: mcpd bridges), of a route with
 //! `stateless = false` (the client falls back), and of a server on the same
 //! SDK that speaks the stateless era itself (mcpd passes requests through).
+//! The fixture's tools that ask the client (elicitation, sampling) are
+//! answered by the SDK's callbacks in both eras.
 
 use crate::common::*;
 use serde_json::Value;
@@ -83,6 +85,13 @@ fn assert_echoed(report: &Value) {
     assert_eq!(report["echo_error"], false, "{report}");
 }
 
+/// The fixture's `elicit` and `sample` tools ask the client; the SDK's
+/// callbacks answered (in the stateless era: through InputRequiredResults).
+fn assert_asked(report: &Value) {
+    assert_eq!(report["elicit"][0], r#"action=accept content={"name":"Ada"}"#, "{report}");
+    assert_eq!(report["sample"][0], "client said: sampled", "{report}");
+}
+
 #[tokio::test]
 async fn default_and_legacy_modes_through_the_bridge() {
     let mcpd = Mcpd::start("[server.fx]\ncommand = \"{server}\"\nport = {port}\n", &["/health"]).await;
@@ -92,8 +101,10 @@ async fn default_and_legacy_modes_through_the_bridge() {
     assert_eq!(modern["server"], "mcpd-test-server", "the server's identity, from its initialize: {modern}");
     assert!(modern["tools"].as_array().unwrap().iter().any(|t| t == "sleep"), "{modern}");
     assert_echoed(&modern);
+    assert_asked(&modern);
     assert_eq!(legacy["protocol_version"], "2025-11-25", "{legacy}");
     assert_echoed(&legacy);
+    assert_asked(&legacy);
     drop(mcpd);
 
     let upstream = crate::http_upstream::Upstream::start("i0", &[]);

@@ -314,3 +314,47 @@ rules = [{ action = "allow", principals = ["ada"], tools = ["echo"] }]
         body[0]["result"]["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     assert_eq!(names, ["echo"], "the response hook filtered the stateless answer");
 }
+
+#[tokio::test]
+async fn server_requests_become_input_required_results_and_retries_resume_the_call() {
+    let mcpd = Mcpd::start("[server.fx]\ncommand = \"{server}\"\nport = {port}\n", &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let elicit = |id: u64, extra: Value| {
+        let mut params =
+            json!({"name": "elicit", "arguments": {"message": "Name?"}, "_meta": meta(json!({"elicitation": {}}))});
+        for (key, value) in extra.as_object().unwrap() {
+            params[key] = value.clone();
+        }
+        modern(&raw, id, "tools/call", params, &[])
+    };
+
+    let (status, body) = answer(elicit(1, json!({}))).await;
+    assert_eq!(status, 200, "{body:?}");
+    let result = &body[0]["result"];
+    assert_eq!(result["resultType"], "input_required", "{result}");
+    assert_eq!(result["inputRequests"]["elicitation"]["method"], "elicitation/create", "{result}");
+    assert_eq!(result["inputRequests"]["elicitation"]["params"]["message"], "Name?", "{result}");
+    let state = result["requestState"].as_str().expect("a requestState").to_string();
+
+    // A retry without the answer is asked again, under a new state.
+    let (_, body) = answer(elicit(2, json!({"requestState": state, "inputResponses": {"wrong": {}}}))).await;
+    assert_eq!(body[0]["result"]["resultType"], "input_required", "{body:?}");
+    let state = body[0]["result"]["requestState"].as_str().expect("a new requestState").to_string();
+
+    // An altered state is refused.
+    let tampered =
+        json!({"requestState": format!("{state}-TAMPERED"), "inputResponses": {"elicitation": {"action": "decline"}}});
+    let (status, body) = answer(elicit(3, tampered)).await;
+    assert_eq!((status, body[0]["error"]["code"].as_i64()), (400, Some(-32602)), "{body:?}");
+
+    // The answer resumes the call the server is still waiting in.
+    let input = json!({"elicitation": {"action": "accept", "content": {"name": "Ada"}}});
+    let (status, body) = answer(elicit(4, json!({"requestState": state, "inputResponses": input}))).await;
+    assert_eq!(status, 200, "{body:?}");
+    assert_eq!(body[0]["id"], 4, "the retry's id: {body:?}");
+    assert_eq!(body[0]["result"]["resultType"], "complete");
+    assert_eq!(text_of(&body[0]["result"]), r#"action=accept content={"name":"Ada"}"#);
+    // Each state serves one retry.
+    let again = json!({"requestState": state, "inputResponses": input});
+    assert_eq!(answer(elicit(5, again)).await.0, 400);
+}

@@ -58,8 +58,18 @@ pub fn server_info(init: &RawValue) -> Option<Value> {
 /// A response to `method` as a stateless-era client must see it, and its
 /// JSON-RPC error code if it is an error. `None`: not a JSON-RPC response
 /// (passed on unchanged).
-pub fn modernize(bytes: &[u8], method: &str, server_info: Option<&Value>) -> Option<(Vec<u8>, Option<i64>)> {
+/// `id`: the request being answered (a resumed call's answer carries the
+/// id of the request that started it).
+pub fn modernize(
+    bytes: &[u8],
+    method: &str,
+    server_info: Option<&Value>,
+    id: Option<&RawValue>,
+) -> Option<(Vec<u8>, Option<i64>)> {
     let mut answer: Value = serde_json::from_slice(bytes).ok()?;
+    if let Some(id) = id.and_then(|i| serde_json::from_str::<Value>(i.get()).ok()) {
+        answer["id"] = id;
+    }
     if let Some(error) = answer.get_mut("error").and_then(Value::as_object_mut) {
         let mut code = error.get("code").and_then(Value::as_i64);
         if code == Some(OLD_RESOURCE_NOT_FOUND) && method == "resources/read" {
@@ -112,14 +122,14 @@ mod tests {
     fn results_get_result_type_and_hints() {
         let info = json!({"name":"s","version":"1"});
         let (out, code) =
-            modernize(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#, "tools/list", Some(&info)).unwrap();
+            modernize(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#, "tools/list", Some(&info), None).unwrap();
         let out: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(code, None);
         assert_eq!(out["result"]["resultType"], "complete");
         assert_eq!(out["result"]["ttlMs"], 0);
         assert_eq!(out["result"]["_meta"][era::SERVER_INFO_KEY]["name"], "s");
         let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"nope"}}"#;
-        let (out, code) = modernize(error, "resources/read", None).unwrap();
+        let (out, code) = modernize(error, "resources/read", None, None).unwrap();
         assert_eq!(code, Some(-32602));
         assert!(String::from_utf8(out).unwrap().contains("-32602"));
     }

@@ -108,6 +108,9 @@ pub(super) async fn post(
             let text = "subscriptions/listen is not served for this server yet";
             return respond::rpc_error(http, 404, id, METHOD_NOT_FOUND, text, &[]).await;
         }
+        if let Some(token) = envelope.params.get("requestState").and_then(serde_json::Value::as_str) {
+            return resume(route, http, message, caller, envelope, token).await;
+        }
         if method == "tools/call"
             && let Err(refusal) = params::check(route, &target, envelope, &http.req_header().headers).await
         {
@@ -129,6 +132,40 @@ pub(super) async fn post(
             }
             refused(route, http, message, error).await
         }
+    }
+}
+
+/// A retry that brings the input a parked call's server asked for: the
+/// answer goes upstream and the call's relay goes on in this response.
+async fn resume(
+    route: &Arc<Route>,
+    http: &mut ServerSession,
+    message: &Message<'_>,
+    caller: &Caller,
+    envelope: &Envelope,
+    token: &str,
+) -> pingora::Result<()> {
+    let id = message.id;
+    let parked = route.bridge.resume(token).filter(|p| p.method == message.method());
+    let Some(parked) = parked else {
+        let text = "requestState is unknown, expired, already used, or was altered; send the request again without it";
+        return respond::rpc_error(http, 400, id, INVALID_PARAMS, text, &[]).await;
+    };
+    let Some(input) = envelope.params.get("inputResponses").and_then(|r| r.get(&parked.key)) else {
+        // Not what the server asked for: ask again.
+        let body = relay::input_required(route, parked, id);
+        return respond::json(http, 200, &[], body).await;
+    };
+    let Ok(request) = Message::parse(&parked.request) else {
+        return respond::rpc_error(http, 500, id, INTERNAL_ERROR, "a parked server request is unreadable", &[]).await;
+    };
+    let outcome = serde_json::json!({ "result": input }).to_string();
+    relay::reply(&parked.target, &request, &outcome).await;
+    let server_info = parked.target.init().and_then(answer::server_info);
+    let exchange = Exchange { message, envelope, caller, target: &parked.target, server_info };
+    match relay::relay(http, route, parked.call, &exchange).await? {
+        Relayed::Done => Ok(()),
+        Relayed::Rejected(error) => refused(route, http, message, error).await,
     }
 }
 

@@ -8,8 +8,12 @@
 //! the stateless era allows on a request's stream: progress, and log
 //! messages only when the request asked for them (`_meta` log level).
 //! Requests the server sends the client (sampling, elicitation, roots)
-//! cannot travel on that stream: mcpd answers `ping` itself, and a request
-//! for a capability the client did not declare ends the call with -32021.
+//! cannot travel on that stream: mcpd answers `ping` itself; a request for
+//! a capability the client did not declare ends the call with -32021; one
+//! the client declared becomes an `InputRequiredResult` (multi round-trip
+//! requests): the call waits upstream ([`crate::upstream::bridge::Parked`])
+//! until the client retries with the answer and the `requestState` that
+//! names it, and its relay goes on in the retry's response.
 
 use super::super::plugin_hooks::Caller;
 use super::super::respond;
@@ -19,7 +23,7 @@ use crate::mcp::era::{self, Envelope};
 use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::route::Route;
-use crate::upstream::bridge::Target;
+use crate::upstream::bridge::{Parked, Target};
 use crate::upstream::{Call, Event, UpstreamError};
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
@@ -69,9 +73,23 @@ pub(super) async fn relay(
         let (payload, status) = match event {
             Ok(Event::Message(bytes)) => {
                 let bytes = match exchange.bridged() {
-                    true => match server_sent(exchange, bytes).await {
+                    true => match server_sent(exchange, bytes.clone()).await {
                         Sent::Pass(bytes) => bytes,
                         Sent::Drop => continue,
+                        Sent::Input { key } => {
+                            let parked = Parked {
+                                call,
+                                target: exchange.target.clone(),
+                                request: bytes,
+                                key,
+                                method: exchange.message.method().to_owned(),
+                                expires: std::time::Instant::now() + limits.request_timeout,
+                            };
+                            let body = input_required(route, parked, id);
+                            let (body, _) = server_answer(route, &hooks, id, body, Outcome::Answered).await;
+                            send_last(http, streaming, 200, body).await?;
+                            return Ok(Relayed::Done);
+                        }
                         Sent::Stop(refusal) => {
                             drop(call); // cancels the request upstream
                             let body = Bytes::from(refusal.body(id));
@@ -94,7 +112,7 @@ pub(super) async fn relay(
             Ok(Event::Response { bytes, is_error }) => {
                 let method = exchange.message.method();
                 let (bytes, code) = match exchange.bridged() {
-                    true => match answer::modernize(&bytes, method, exchange.server_info.as_ref()) {
+                    true => match answer::modernize(&bytes, method, exchange.server_info.as_ref(), id) {
                         Some((bytes, code)) => (Bytes::from(bytes), code),
                         None => (bytes, None),
                     },
@@ -132,10 +150,34 @@ async fn send_last(http: &mut ServerSession, streaming: bool, status: u16, paylo
     }
 }
 
+/// Parks `parked` and returns the `InputRequiredResult` that asks the
+/// client for what its server asked (`id`: the request it answers).
+pub(super) fn input_required(route: &Route, parked: Parked, id: Option<&serde_json::value::RawValue>) -> Bytes {
+    let request: Value = serde_json::from_slice(&parked.request).unwrap_or_default();
+    let mut ask = serde_json::json!({"method": request["method"]});
+    if let Some(params) = request.get("params") {
+        ask["params"] = params.clone();
+    }
+    let key = parked.key.clone();
+    let token = route.bridge.park(parked);
+    let result = serde_json::json!({
+        "resultType": "input_required",
+        "inputRequests": { key: ask },
+        "requestState": token,
+    });
+    let result = serde_json::value::to_raw_value(&result).expect("a Value serializes");
+    Bytes::from(jsonrpc::response(id.unwrap_or(jsonrpc::null()).get(), Some(&result), None))
+}
+
 /// What becomes of a message a bridged server sent during the request.
 enum Sent {
     Pass(Bytes),
     Drop,
+    /// The server asked the client something it can answer: ask it with
+    /// an `InputRequiredResult` under this key.
+    Input {
+        key: String,
+    },
     /// The request cannot go on: answer the client with this error.
     Stop(era::Refusal),
 }
@@ -178,7 +220,7 @@ async fn server_request(exchange: &Exchange<'_>, request: &Message<'_>) -> Sent 
     let method = request.method();
     let needs = match method {
         "ping" => {
-            reply(exchange, request, r#"{"result":{}}"#).await;
+            reply(exchange.target, request, r#"{"result":{}}"#).await;
             return Sent::Drop;
         }
         "sampling/createMessage" => "sampling",
@@ -186,10 +228,15 @@ async fn server_request(exchange: &Exchange<'_>, request: &Message<'_>) -> Sent 
         "roots/list" => "roots",
         _ => {
             let error = r#"{"error":{"code":-32601,"message":"mcpd relays no such request to stateless clients"}}"#;
-            reply(exchange, request, error).await;
+            reply(exchange.target, request, error).await;
             return Sent::Drop;
         }
     };
+    // Only these requests may answer with an InputRequiredResult.
+    let retryable = matches!(exchange.message.method(), "tools/call" | "prompts/get" | "resources/read");
+    if retryable && exchange.envelope.has_capability(needs) {
+        return Sent::Input { key: needs.to_owned() };
+    }
     let (code, text) = match exchange.envelope.has_capability(needs) {
         false => (
             era::MISSING_CAPABILITY,
@@ -197,11 +244,14 @@ async fn server_request(exchange: &Exchange<'_>, request: &Message<'_>) -> Sent 
         ),
         true => (
             INTERNAL_ERROR,
-            format!("the server sent {method}, which mcpd cannot yet relay to a stateless-era client (use a session)"),
+            format!(
+                "the server sent {method} during {}, which cannot ask the client for input",
+                exchange.message.method()
+            ),
         ),
     };
     let error = serde_json::json!({"error": {"code": -32603, "message": text}}).to_string();
-    reply(exchange, request, &error).await;
+    reply(exchange.target, request, &error).await;
     let mut refusal = era::Refusal { code, message: text, data: None };
     if code == era::MISSING_CAPABILITY {
         refusal.data = Some(serde_json::json!({"requiredCapabilities": {needs: {}}}));
@@ -210,7 +260,7 @@ async fn server_request(exchange: &Exchange<'_>, request: &Message<'_>) -> Sent 
 }
 
 /// Answers a server's request upstream; `outcome` is `{"result":…}` or `{"error":…}`.
-async fn reply(exchange: &Exchange<'_>, request: &Message<'_>, outcome: &str) {
+pub(super) async fn reply(target: &Target, request: &Message<'_>, outcome: &str) {
     let Ok(outcome) = serde_json::from_str::<Value>(outcome) else {
         return;
     };
@@ -220,7 +270,7 @@ async fn reply(exchange: &Exchange<'_>, request: &Message<'_>, outcome: &str) {
     let Ok(answer) = Message::parse(&body) else {
         return;
     };
-    let sent = match exchange.target {
+    let sent = match target {
         Target::Process(process, _) => match crate::upstream::stdio::parse_gateway_id(request.id) {
             Some((uid, sequence)) if uid == process.uid => process.answer(sequence, &answer).await.map(|_| ()),
             _ => Ok(()),
