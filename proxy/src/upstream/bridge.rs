@@ -167,6 +167,15 @@ impl Bridge {
         }
     }
 
+    /// Every live stdio process that serves stateless requests (for
+    /// listeners); empty for HTTP servers.
+    pub fn processes(&self, route: &Route) -> Vec<Arc<StdioProcess>> {
+        match route.pool.as_ref().or(route.replicas.as_ref()).or(self.own.get()) {
+            Some(pool) if route.http.is_none() => pool.all().into_iter().filter(|p| p.is_alive()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The bridge's own warm process, started on first use.
     fn own_pool(&self, settings: &Arc<ServerSettings>) -> Arc<Pool> {
         Arc::clone(self.own.get_or_init(|| {

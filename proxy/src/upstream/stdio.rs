@@ -68,7 +68,14 @@ pub struct StdioProcess {
     outbox: Option<Arc<Outbox>>,
     exit: watch::Receiver<Option<String>>,
     stop: watch::Sender<bool>,
+    /// Change notifications (`…/list_changed`, `resources/updated`) for
+    /// stateless clients listening (`subscriptions/listen`); closed when
+    /// the process is gone.
+    notices: std::sync::Mutex<Option<tokio::sync::broadcast::Sender<Bytes>>>,
 }
+
+/// Change notifications buffered per listener before it lags.
+const NOTICE_BUFFER: usize = 64;
 
 impl StdioProcess {
     /// Starts `command args` with piped stdio. `outbox` receives server
@@ -101,6 +108,7 @@ impl StdioProcess {
             outbox,
             exit: exit_rx,
             stop: stop_tx,
+            notices: std::sync::Mutex::new(Some(tokio::sync::broadcast::channel(NOTICE_BUFFER).0)),
         });
         tracing::info!(server = %process.server, pid = ?process.pid, uid = process.uid, "started MCP server process");
 
@@ -203,6 +211,11 @@ impl StdioProcess {
             }
             None => false,
         }
+    }
+
+    /// Change notifications from now on; `None` once the process is gone.
+    pub fn notices(&self) -> Option<tokio::sync::broadcast::Receiver<Bytes>> {
+        self.notices.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|n| n.subscribe())
     }
 
     /// Stops the process: closes stdin, then SIGTERM, then SIGKILL.
@@ -339,6 +352,8 @@ impl StdioProcess {
             std::mem::take(&mut state.pending)
         };
         let _ = exit.send(Some(reason.clone()));
+        // Listeners see the end of the stream.
+        self.notices.lock().unwrap_or_else(|e| e.into_inner()).take();
         for (_, waiting) in pending {
             let _ = waiting.events.try_send(Event::Failed(reason.clone()));
         }
@@ -377,6 +392,13 @@ impl StdioProcess {
             Kind::Notification => {
                 if message.method() == "notifications/progress" && self.on_progress(&message).await {
                     return;
+                }
+                let method = message.method();
+                if method.ends_with("/list_changed") || method == "notifications/resources/updated" {
+                    let notices = self.notices.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(notices) = notices.as_ref() {
+                        let _ = notices.send(Bytes::copy_from_slice(line)); // no listener: nothing to do
+                    }
                 }
                 self.deliver(Bytes::copy_from_slice(line)).await;
             }

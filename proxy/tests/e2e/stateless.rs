@@ -358,3 +358,60 @@ async fn server_requests_become_input_required_results_and_retries_resume_the_ca
     let again = json!({"requestState": state, "inputResponses": input});
     assert_eq!(answer(elicit(5, again)).await.0, 400);
 }
+
+/// Reads SSE events' JSON payloads from a response body as they come.
+struct Events {
+    stream: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Events {
+    fn of(response: reqwest::Response) -> Events {
+        Events { stream: Box::pin(response.bytes_stream()), buffer: String::new() }
+    }
+
+    /// The next event's JSON (comments skipped), within 10 s.
+    async fn next(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data: Vec<&str> = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+                if !data.is_empty() {
+                    return serde_json::from_str(&data.join("\n")).expect("SSE data is JSON");
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("an event in time");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk.expect("the stream goes on").expect("bytes")));
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_listen_carries_the_change_notifications_asked_for() {
+    let config = "[server.fx]\ncommand = \"{server}\"\nport = {port}\n[server.fx.session]\nenabled = false\n";
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let (_, body) = answer(modern(&raw, 1, "server/discover", json!({}), &[])).await;
+    assert_eq!(body[0]["result"]["capabilities"]["tools"]["listChanged"], true, "mcpd serves listen here: {body:?}");
+
+    let filter = json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["test://hello"]}});
+    let response = modern(&raw, 77, "subscriptions/listen", filter, &[]).send().await.expect("listen");
+    assert_eq!(response.status(), 200);
+    let mut events = Events::of(response);
+    let ack = events.next().await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{ack}");
+    assert_eq!(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 77);
+    assert_eq!(ack["params"]["notifications"], json!({"toolsListChanged": true}), "what mcpd honours: {ack}");
+
+    let change = |id: u64, kind: &str| {
+        let params = json!({"name": "changed", "arguments": {"kind": kind}});
+        answer(modern(&raw, id, "tools/call", params, &[]))
+    };
+    assert_eq!(change(2, "prompts").await.0, 200);
+    assert_eq!(change(3, "tools").await.0, 200);
+    let notice = events.next().await;
+    assert_eq!(notice["method"], "notifications/tools/list_changed", "prompts were not asked for: {notice}");
+    assert_eq!(notice["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 77);
+}

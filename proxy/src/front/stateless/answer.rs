@@ -17,19 +17,19 @@ const OLD_RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// What a session-era server's `initialize` result says, as a
 /// `DiscoverResult`. Capabilities the bridge cannot honour for stateless
-/// clients are left out: `listChanged` and resource subscriptions arrive
-/// only through `subscriptions/listen`, which `listen` says it serves.
+/// clients are left out: resource subscriptions, and `listChanged` unless
+/// `listen` (mcpd serves `subscriptions/listen` for this server).
 pub fn discover(init: &RawValue, listen: bool) -> Value {
     let init: Value = serde_json::from_str(init.get()).unwrap_or_default();
     let mut capabilities = init.get("capabilities").cloned().unwrap_or_else(|| json!({}));
     if let Some(capabilities) = capabilities.as_object_mut() {
         // Tasks left the core protocol (an extension now).
         capabilities.remove("tasks");
-        if !listen {
-            for kind in ["tools", "prompts", "resources"] {
-                if let Some(kind) = capabilities.get_mut(kind).and_then(Value::as_object_mut) {
+        for kind in ["tools", "prompts", "resources"] {
+            if let Some(kind) = capabilities.get_mut(kind).and_then(Value::as_object_mut) {
+                kind.remove("subscribe");
+                if !listen {
                     kind.remove("listChanged");
-                    kind.remove("subscribe");
                 }
             }
         }

@@ -15,6 +15,7 @@
 //! kept (`upstream::bridge`).
 
 mod answer;
+mod listen;
 mod params;
 mod relay;
 
@@ -99,13 +100,17 @@ pub(super) async fn post(
         }
         if method == "server/discover" {
             let init = target.init().expect("a bridged target has an initialize result");
-            let result = answer::discover(init, false);
+            let result = answer::discover(init, listen::served(route));
             let result = serde_json::value::to_raw_value(&result).expect("a Value serializes");
             let body = jsonrpc::response(message.id_text(), Some(&result), None);
             return respond::json(http, 200, &[], Bytes::from(body)).await;
         }
         if method == "subscriptions/listen" {
-            let text = "subscriptions/listen is not served for this server yet";
+            if listen::served(route) {
+                return listen::listen(route, http, message, envelope, caller).await;
+            }
+            let text =
+                "subscriptions/listen is not served through mcpd for HTTP servers that speak only the session era";
             return respond::rpc_error(http, 404, id, METHOD_NOT_FOUND, text, &[]).await;
         }
         if let Some(token) = envelope.params.get("requestState").and_then(serde_json::Value::as_str) {
