@@ -1,8 +1,9 @@
 //! The official Python SDK (PyPI `mcp`, pinned in fixtures/python) against
 //! mcpd: its client in the default mode (probe the stateless era with
-//! `server/discover`, fall back to `initialize` when told to) and in legacy
-//! mode (session-era Streamable HTTP), in front of the stdio fixture and
-//! the Rust HTTP fixture (session era only: mcpd bridges), of a route with
+//! `server/discover`, fall back to `initialize` when told to), in legacy
+//! mode (session-era Streamable HTTP) and over the 2024-11-05 HTTP+SSE
+//! transport (`sse_client`, the same route's `/sse`), in front of the stdio
+//! fixture and the Rust HTTP fixture (session era only: mcpd bridges), of a route with
 //! `stateless = false` (the client falls back), and of a server on the same
 //! SDK that speaks the stateless era itself (mcpd passes requests through).
 //! The fixture's tools that ask the client (elicitation, sampling) are
@@ -93,10 +94,14 @@ fn assert_asked(report: &Value) {
 }
 
 #[tokio::test]
-async fn default_and_legacy_modes_through_the_bridge() {
-    let mcpd = Mcpd::start("[server.fx]\ncommand = \"{server}\"\nport = {port}\n", &["/health"]).await;
-    let url = mcpd.url("/mcp");
-    let (modern, legacy) = tokio::join!(client(&url, "auto"), client(&url, "legacy"));
+async fn default_legacy_and_sse_clients_through_the_bridge() {
+    let config = "[server.fx]\ncommand = \"{server}\"\nport = {port}\ntransport = [\"streamable-http\", \"sse\"]\n";
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let (url, sse_url) = (mcpd.url("/mcp"), mcpd.url("/sse"));
+    let (modern, legacy, sse) = tokio::join!(client(&url, "auto"), client(&url, "legacy"), client(&sse_url, "sse"));
+    assert_eq!(sse["server"], "mcpd-test-server", "the 2024-11-05 HTTP+SSE transport: {sse}");
+    assert_echoed(&sse);
+    assert_asked(&sse);
     assert_eq!(modern["protocol_version"], "2026-07-28", "mcpd answers the probe for a session-era server: {modern}");
     assert_eq!(modern["server"], "mcpd-test-server", "the server's identity, from its initialize: {modern}");
     assert!(modern["tools"].as_array().unwrap().iter().any(|t| t == "sleep"), "{modern}");
