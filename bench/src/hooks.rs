@@ -5,8 +5,8 @@ use hdrhistogram::Histogram;
 use mcpd::config::{OnError, PluginSettings};
 use mcpd::plugin::bindings::{Direction, Header, McpMessage, MessageKind};
 use mcpd::plugin::chain::PluginSlot;
-use mcpd::plugin::kv::KvStore;
 use mcpd::plugin::loaded::Hook;
+use mcpd::plugin::store::PluginStore;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ fn tools_call() -> McpMessage {
         error: None,
         session: Some("0123456789abcdef0123456789abcdef".into()),
         principal: None,
+        scopes: Vec::new(),
         client_address: "127.0.0.1".into(),
         headers: vec![
             header("host", "127.0.0.1:8080"),
@@ -48,8 +49,10 @@ pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, fresh: boo
         instances: 1,
         headers: Vec::new(),
         config_json: config_json.to_string(),
+        allow_hosts: Vec::new(),
+        methods: Vec::new(),
     };
-    let slot = PluginSlot::load(settings, Arc::new(KvStore::default()), None).await?;
+    let slot = PluginSlot::load(settings, Arc::new(PluginStore::memory()), None).await?;
     let plugin = slot.current();
     let message = tools_call();
     for _ in 0..iterations / 10 {

@@ -50,6 +50,9 @@ impl Budget {
     }
 }
 
+/// Sent with every request, for routes behind the auth plugin (others ignore it).
+pub const API_KEY: &str = "mcpd-bench-key";
+
 const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcpd-bench","version":"1"}}}"#;
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 const CALL: &str =
@@ -71,7 +74,8 @@ impl Conn {
             .header("host", &self.host)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-11-25");
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("x-api-key", API_KEY);
         if let Some(session) = &self.session {
             request = request.header("mcp-session-id", session);
         }

@@ -1,8 +1,8 @@
 //! `mcpd-bench`: reproducible benchmarks for mcpd.
 //!
 //! - `hooks`: the cost of one plugin hook call (noop and JSON-inspecting).
-//! - `plugins`: end-to-end tool-call throughput through mcpd with 0, 1 and
-//!   3 plugins, in one run (ratios are fair on a noisy machine).
+//! - `plugins`: end-to-end tool-call throughput through mcpd with plugin
+//!   chains of 0, 1 and 3 plugins, in one run (see chains.rs).
 //! - `gateways`: the fixture HTTP server directly, mcpd in front of the
 //!   stdio fixture server, and other gateways (supergateway, mcp-proxy) in
 //!   front of the same server, at 1, 16 and 64 clients, in one run.
@@ -12,6 +12,7 @@
 //! pinned to core 1 and the load generator to core 0.
 
 mod awake;
+mod chains;
 mod gateways;
 mod hooks;
 mod load;
@@ -87,11 +88,11 @@ struct GatewaysArgs {
 }
 
 /// target/release, where this binary, mcpd and the fixture server live.
-fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_default()
 }
 
-fn wasm(name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn wasm(name: &str) -> anyhow::Result<PathBuf> {
     let path = bin_dir().join("../wasm32-wasip2/release").join(name);
     anyhow::ensure!(path.exists(), "{} is missing: run ./dev plugins", path.display());
     Ok(path)
@@ -122,7 +123,7 @@ impl Drop for Gateway {
 }
 
 /// Starts mcpd (pinned to core 1 when there is one) and waits for health.
-async fn start_mcpd(config: &str, port: u16) -> anyhow::Result<Gateway> {
+pub(crate) async fn start_mcpd(config: &str, port: u16) -> anyhow::Result<Gateway> {
     let dir = tempfile::tempdir()?;
     let path = dir.keep().join("mcpd.toml");
     std::fs::write(&path, config)?;
@@ -153,7 +154,7 @@ async fn start_mcpd(config: &str, port: u16) -> anyhow::Result<Gateway> {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -177,48 +178,6 @@ async fn hooks(iterations: u64) -> anyhow::Result<()> {
             us(h.value_at_quantile(0.5) as f64),
             us(h.value_at_quantile(0.99) as f64),
             us(h.mean())
-        );
-    }
-    Ok(())
-}
-
-async fn plugins(clients: usize, seconds: u64) -> anyhow::Result<()> {
-    let server = bin_dir().join("mcpd-test-server");
-    let example = wasm("mcpd_plugin_example.wasm")?;
-    let entry = |path: &Path| {
-        format!(
-            "[[server.bench.plugins]]\npath = \"{}\"\nheaders = [\"x-user\"]\nconfig = {{ deny_tools = [\"crash\"], redact = \"secret\", principal_header = \"x-user\" }}\n",
-            path.display()
-        )
-    };
-    println!("mcpd fronting one pooled stdio echo server; {clients} clients; {seconds} s each; {} cores", cores());
-    println!();
-    println!("| plugins | req/s | vs none | p50 | p90 | p99 | max | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut baseline = None;
-    for count in [0usize, 1, 3] {
-        let port = free_port()?;
-        let mut config = format!(
-            "[gateway]\nthreads = 1\n[server.bench]\ncommand = \"{}\"\nport = {port}\n[server.bench.session]\nenabled = false\n[server.bench.pool]\nsize = 1\n[server.bench.http]\nmax_concurrent_requests = 4096\n",
-            server.display()
-        );
-        for _ in 0..count {
-            config += &entry(&example);
-        }
-        let _gateway = start_mcpd(&config, port).await?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
-        let result = load::run(addr, "/mcp", clients, budget).await?;
-        let rate = result.rate();
-        let base = *baseline.get_or_insert(rate);
-        println!(
-            "| {count} | {rate:.0} | {:.0}% | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
-            100.0 * rate / base,
-            result.us(0.5),
-            result.us(0.9),
-            result.us(0.99),
-            result.us(1.0),
-            result.errors
         );
     }
     Ok(())
@@ -285,7 +244,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Cmd::Hooks { iterations } => hooks(iterations).await,
-            Cmd::Plugins { clients, seconds } => plugins(clients, seconds).await,
+            Cmd::Plugins { clients, seconds } => chains::run(clients, seconds, cores()).await,
             Cmd::Gateways(args) => gateways(args).await,
             Cmd::Load { addr, path, clients, seconds } => {
                 let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));

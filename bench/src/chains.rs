@@ -1,0 +1,90 @@
+//! The `plugins` scenario: tool-call throughput through mcpd with plugin
+//! chains of 0, 1 and 3 plugins, in one run so that the ratios are fair on
+//! a noisy machine.
+//!
+//! Two kinds of chain: the SDK's example plugin on every hook (a worst
+//! case: each plugin parses every message), and the first-party chain a
+//! user would deploy, auth → rate-limit → tool-policy, configured as in
+//! `examples/mcpd.toml` (each entry lists only the methods it needs).
+//! This module owns the chains' configs; the load is `load.rs`'s.
+
+use crate::{load, start_mcpd, wasm};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// SHA-256 of [`load::API_KEY`], which the load generator always sends.
+const API_KEY_SHA256: &str = "a9654ac99fc8468663426b2fa0f5fa41d9cddc3584a47518aceb86683da12ddc";
+
+struct Chain {
+    label: &'static str,
+    entries: Vec<String>,
+}
+
+fn entry(path: &Path, rest: &str) -> String {
+    format!("[[server.bench.plugins]]\npath = \"{}\"\n{rest}\n", path.display())
+}
+
+fn chains() -> anyhow::Result<Vec<Chain>> {
+    let example = wasm("mcpd_plugin_example.wasm")?;
+    let example_entry = entry(
+        &example,
+        "headers = [\"x-user\"]\nconfig = { deny_tools = [\"crash\"], redact = \"secret\", principal_header = \"x-user\" }",
+    );
+    let auth = entry(
+        &wasm("mcpd_auth.wasm")?,
+        &format!(
+            "methods = [\"tools/call\"]\nconfig = {{ api_keys = [{{ name = \"bench\", sha256 = \"{API_KEY_SHA256}\", scopes = [\"mcp:read\"] }}], tool_scopes = {{ \"crash\" = \"mcp:admin\" }} }}"
+        ),
+    );
+    // A limit the load never reaches: every call still takes a token.
+    let rate_limit = entry(
+        &wasm("mcpd_rate_limit.wasm")?,
+        "methods = [\"tools/call\"]\nconfig = { limits = [{ key = \"principal\", rate = 1000000000, per = \"1s\" }] }",
+    );
+    let policy = entry(
+        &wasm("mcpd_tool_policy.wasm")?,
+        "methods = [\"tools/call\", \"tools/list\"]\nconfig = { rules = [{ action = \"deny\", tools = [\"crash\", \"stats\"] }, { action = \"allow\", tools = [\"*\"] }] }",
+    );
+    Ok(vec![
+        Chain { label: "none", entries: vec![] },
+        Chain { label: "1: example, every hook", entries: vec![example_entry.clone()] },
+        Chain { label: "3: example ×3, every hook", entries: vec![example_entry; 3] },
+        Chain { label: "3: auth → rate-limit → tool-policy", entries: vec![auth, rate_limit, policy] },
+    ])
+}
+
+pub async fn run(clients: usize, seconds: u64, cores: usize) -> anyhow::Result<()> {
+    let server = crate::bin_dir().join("mcpd-test-server");
+    let chains = chains()?;
+    println!("mcpd fronting one pooled stdio echo server; {clients} clients; {seconds} s each; {cores} cores");
+    println!();
+    println!("| plugins | req/s | vs none | p50 | p90 | p99 | max | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut baseline = None;
+    for chain in chains {
+        let port = crate::free_port()?;
+        let mut config = format!(
+            "[gateway]\nthreads = 1\n[server.bench]\ncommand = \"{}\"\nport = {port}\n[server.bench.session]\nenabled = false\n[server.bench.pool]\nsize = 1\n[server.bench.http]\nmax_concurrent_requests = 4096\n",
+            server.display()
+        );
+        config.extend(chain.entries);
+        let _gateway = start_mcpd(&config, port).await?;
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
+        let result = load::run(addr, "/mcp", clients, budget).await?;
+        let rate = result.rate();
+        let base = *baseline.get_or_insert(rate);
+        println!(
+            "| {} | {rate:.0} | {:.0}% | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
+            chain.label,
+            100.0 * rate / base,
+            result.us(0.5),
+            result.us(0.9),
+            result.us(0.99),
+            result.us(1.0),
+            result.errors
+        );
+    }
+    Ok(())
+}
