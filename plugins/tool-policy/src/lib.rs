@@ -61,6 +61,11 @@ impl Plugin for ToolPolicy {
         if message.kind != MessageKind::Response || message.params.is_none() {
             return Decision::proceed();
         }
+        // Answers to anything but a list (e.g. every tools/call result) are
+        // none of this hook's business: do not parse them.
+        if message.method().is_some_and(|method| !lists::is_list_method(method)) {
+            return Decision::proceed();
+        }
         let mut result = match message.params_json() {
             Ok(result) => result,
             // mcpd hands over parsed JSON, so this is not expected; but a
@@ -192,6 +197,16 @@ mod tests {
             {"action": "allow", "scopes": ["tools:write"], "tools": ["sleep"]},
             {"action": "allow", "tools": ["echo", "log"], "resources": ["test://public/*"]},
         ]}))
+    }
+
+    #[test]
+    fn answers_that_are_not_lists_pass_unparsed() {
+        let mut p = example();
+        let mut m = answer("tools/call", json!({}), "ada");
+        m.params = Some("not json: a list filter would refuse this".into());
+        assert_eq!(p.on_response(&m), Decision::proceed());
+        m.method = Some("tools/list".into());
+        assert_eq!(status(&p.on_response(&m)), Some((502, codes::INTERNAL_ERROR)));
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub fn of(method: Option<&str>, result: &Value) -> Option<List> {
     }
 }
 
+/// Whether `method` returns a list this plugin filters.
+pub fn is_list_method(method: &str) -> bool {
+    LISTS.iter().any(|(m, _)| *m == method)
+}
+
 /// Removes from `result` what `caller` may not use and renames tools;
 /// returns how many entries were removed, or `None` when nothing changed.
 pub fn filter(list: List, result: &mut Value, policy: &Policy, names: &Names, caller: &Caller) -> Option<u64> {
@@ -93,6 +98,8 @@ mod tests {
         assert_eq!(of(Some("tools/call"), &json!({"tools": []})), None);
         assert_eq!(of(None, &json!({"resourceTemplates": []})).map(|l| l.key), Some("uriTemplate"));
         assert_eq!(of(None, &json!({"content": []})), None);
+        assert!(is_list_method("resources/templates/list"));
+        assert!(!is_list_method("tools/call"));
     }
 
     #[test]
