@@ -119,7 +119,7 @@ pub(super) async fn relay(
 ) -> pingora::Result<Relayed> {
     let limits = &route.settings.http;
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
-    let mut out = Out { streaming: false, replay: None, attached: true };
+    let mut out = Out { streaming: false, replay: None, attached: true, outbox: target.outbox };
     loop {
         let event = tokio::select! {
             event = tokio::time::timeout_at(deadline, call.next()) => event,
@@ -182,26 +182,38 @@ pub(super) async fn relay(
                 );
                 tracing::warn!(server = %route.name, "{text}");
                 let payload = Bytes::from(error_body(id, REQUEST_TIMEOUT, &text));
-                out.last(http, extra, payload, target.outbox).await?;
+                out.last(http, extra, payload).await?;
                 return Ok(Relayed::Done(Outcome::Failed));
             }
         };
-        out.last(http, extra, payload, target.outbox).await?;
+        out.last(http, extra, payload).await?;
         return Ok(Relayed::Done(outcome));
     }
 }
 
 /// Where a relayed answer is going.
-struct Out {
+struct Out<'a> {
     /// The answer became an SSE stream.
     streaming: bool,
     /// The stream's events, kept for a resume (sessions only).
     replay: Option<Arc<Replay>>,
     /// The client still reads the response.
     attached: bool,
+    /// Where the session's streams are registered.
+    outbox: Option<&'a Outbox>,
 }
 
-impl Out {
+impl Drop for Out<'_> {
+    /// A relay that ends without its answer (an error, a dropped task)
+    /// still ends its stream, so a resumed reader is not left waiting.
+    fn drop(&mut self) {
+        if let (Some(replay), Some(outbox)) = (self.replay.take(), self.outbox) {
+            outbox.streams.finished(&replay, false);
+        }
+    }
+}
+
+impl Out<'_> {
     /// Writes (and records) one server message. A resumable stream whose
     /// client is gone keeps recording instead.
     async fn send(&mut self, http: &mut ServerSession, message: &Bytes) -> pingora::Result<()> {
@@ -221,13 +233,7 @@ impl Out {
     }
 
     /// Sends the answer (or the failure) and ends the response.
-    async fn last(
-        &mut self,
-        http: &mut ServerSession,
-        extra: Headers<'_>,
-        payload: Bytes,
-        outbox: Option<&Outbox>,
-    ) -> pingora::Result<()> {
+    async fn last(&mut self, http: &mut ServerSession, extra: Headers<'_>, payload: Bytes) -> pingora::Result<()> {
         if !self.streaming {
             return respond::json(http, 200, extra, payload).await;
         }
@@ -236,12 +242,12 @@ impl Out {
             true => respond::sse_end(http).await,
             false => Ok(()),
         };
-        if let (Some(replay), Some(outbox)) = (&self.replay, outbox) {
-            outbox.streams.finished(replay, self.attached && ended.is_ok());
-        }
-        match self.replay {
-            Some(_) => Ok(()),
-            None => ended,
+        match (self.replay.take(), self.outbox) {
+            (Some(replay), Some(outbox)) => {
+                outbox.streams.finished(&replay, self.attached && ended.is_ok());
+                Ok(())
+            }
+            _ => ended,
         }
     }
 }
