@@ -2,7 +2,8 @@
 //! that name their stream, the priming event with `retry`, a dropped POST
 //! answer resumed by `GET` + `Last-Event-ID` with exactly the missed events
 //! (and the request not cancelled), the GET stream resumed the same way,
-//! the replay buffer's bound, and keepalive comments on idle streams.
+//! the replay buffer's bound, keepalive comments on idle streams, and the
+//! Rust SDK (rmcp) resuming by itself after a network drop mid-answer.
 
 use crate::common::*;
 use crate::sse_client::{Event, EventStream};
@@ -175,4 +176,64 @@ async fn a_quiet_answer_stream_gets_keepalive_comments() {
     let step2 = seen.iter().position(|e| e == "step 2").expect("step 2");
     assert!(seen[step1..step2].iter().any(|e| e == "keepalive"), "a comment in the quiet gap: {seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("answer"), "{seen:?}");
+}
+
+/// A loopback TCP proxy to `target` that cuts the first connection on
+/// which a progress notification passes, right after forwarding it: a
+/// network drop in the middle of an answer stream. Its port.
+async fn cutting_proxy(target: u16) -> u16 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+    let port = listener.local_addr().expect("its address").port();
+    let cut = Arc::new(AtomicBool::new(false));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { continue };
+            let cut = Arc::clone(&cut);
+            tokio::spawn(async move {
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upstream = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    let Ok(n) = server_read.read(&mut buffer).await else { break };
+                    if n == 0 || client_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                    let progress = buffer[..n].windows(22).any(|w| w == b"notifications/progress");
+                    if progress && !cut.swap(true, Ordering::SeqCst) {
+                        break; // drop both directions
+                    }
+                }
+                upstream.abort();
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn the_rust_sdk_resumes_a_dropped_answer_stream_by_itself() {
+    let mcpd = Mcpd::start(&config("sse_retry = \"50ms\""), &["/health"]).await;
+    let proxy = cutting_proxy(mcpd.port).await;
+    let (client, handler) = connect(&format!("http://127.0.0.1:{proxy}/mcp")).await;
+    let params = rmcp::model::CallToolRequestParams::new("progress")
+        .with_arguments(json!({"steps": 5, "interval_ms": 150}).as_object().cloned().unwrap_or_default());
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(params));
+    let options = rmcp::service::PeerRequestOptions::no_options();
+    let handle = client.send_cancellable_request(request, options).await.expect("sent");
+    let answer = handle.await_response().await.expect("the answer arrives despite the drop");
+    let answer = serde_json::to_value(answer).unwrap_or_default();
+    assert_eq!(text_of(&answer), "done after 5 steps", "{answer}");
+    let steps: Vec<f64> = handler.progress.lock().unwrap().iter().map(|p| p.progress).collect();
+    assert_eq!(steps, [1.0, 2.0, 3.0, 4.0, 5.0], "every step once, none lost or repeated");
+    let log = mcpd.log_text();
+    assert!(log.contains("client left a resumable stream"), "the stream really dropped:\n{log}");
+    let stats = call(&client, "stats", json!({})).await.expect("stats");
+    let stats: Value = serde_json::from_str(&text_of(&stats)).unwrap();
+    assert_eq!(stats["cancelled"], 0, "the server was not told to cancel");
 }
