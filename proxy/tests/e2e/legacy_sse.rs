@@ -35,6 +35,8 @@ fn text(answer: &Value) -> String {
 #[tokio::test]
 async fn legacy_clients_get_an_endpoint_202s_and_answers_on_the_stream() {
     let mcpd = Mcpd::start(BOTH, &["/fx/health"]).await;
+    let health: Value = reqwest::get(mcpd.url("/fx/health")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["transport"], "streamable-http,sse", "{health}");
     let origin = mcpd.url("");
     let mut legacy = Legacy::open(&origin, "/fx/sse").await;
     assert!(
