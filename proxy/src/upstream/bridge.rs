@@ -65,6 +65,64 @@ pub struct Kept {
     pub version: HeaderValue,
     /// Server messages no request waits for (SSE-transport instances).
     pub outbox: Arc<Outbox>,
+    /// Change notifications from the session's own stream, for stateless
+    /// listeners (`subscriptions/listen`).
+    pub notices: tokio::sync::broadcast::Sender<Bytes>,
+}
+
+/// A change notification listeners care about (`…/list_changed`, `resources/updated`).
+pub fn is_change(message: &[u8]) -> bool {
+    Message::parse(message).is_ok_and(|m| {
+        let method = m.method();
+        m.id.is_none() && (method.ends_with("/list_changed") || method == "notifications/resources/updated")
+    })
+}
+
+/// How long before a kept session's ended stream is opened again.
+const REOPEN_AFTER: Duration = Duration::from_secs(1);
+
+/// Feeds a kept session's change notifications to its listeners: from
+/// the instance's GET stream (reopened when it ends) or, for SSE-transport
+/// instances, from the session's outbox. Ends with the session.
+async fn watch_notices(kept: std::sync::Weak<Kept>) {
+    loop {
+        let Some(strong) = kept.upgrade().filter(|k| k.upstream.is_alive()) else {
+            return;
+        };
+        let headers = strong.headers(&HeaderMap::new());
+        let notices = strong.notices.clone();
+        if let Some(mut stream) = strong.upstream.stream(&headers) {
+            drop(strong);
+            let mut opened = false;
+            loop {
+                match stream.next().await {
+                    Event::Message(message) => {
+                        opened = true;
+                        if is_change(&message) {
+                            let _ = notices.send(message);
+                        }
+                    }
+                    // No GET stream there (e.g. 405): nothing to watch.
+                    Event::Rejected(error) if !opened => {
+                        tracing::debug!("no change notifications from the kept session: {error}");
+                        return;
+                    }
+                    _ => break,
+                }
+            }
+        } else if let Some(mut outbox) = strong.outbox.attach() {
+            drop(strong);
+            while let Some(message) = outbox.recv().await {
+                if is_change(&message) {
+                    let _ = notices.send(message);
+                }
+            }
+            return;
+        } else {
+            return;
+        }
+        tokio::time::sleep(REOPEN_AFTER).await;
+    }
 }
 
 impl Kept {
@@ -197,6 +255,7 @@ impl Bridge {
             old.upstream.close();
         }
         let opened = Arc::new(open(route).await?);
+        tokio::spawn(watch_notices(Arc::downgrade(&opened)));
         tracing::info!(server = %route.name, upstream = %opened.upstream.describe(), "opened an upstream session for stateless clients");
         *kept = Some(Arc::clone(&opened));
         Ok(opened)
@@ -266,6 +325,7 @@ async fn open(route: &Route) -> Result<Kept, UpstreamError> {
         upstream,
         init,
         outbox,
+        notices: tokio::sync::broadcast::channel(64).0,
     };
     let initialized = jsonrpc::notification("notifications/initialized", None);
     let message = Message::parse(&initialized).expect("mcpd's own notification parses");

@@ -415,3 +415,26 @@ async fn subscriptions_listen_carries_the_change_notifications_asked_for() {
     assert_eq!(notice["method"], "notifications/tools/list_changed", "prompts were not asked for: {notice}");
     assert_eq!(notice["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 77);
 }
+
+#[tokio::test]
+async fn subscriptions_listen_through_a_kept_http_session() {
+    let upstream = crate::http_upstream::Upstream::start("i0", &[]);
+    let config = format!("[server.fx]\nurl = {:?}\nport = {{port}}\n", upstream.url("/mcp"));
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let filter = json!({"notifications": {"toolsListChanged": true}});
+    let response = modern(&raw, 9, "subscriptions/listen", filter, &[]).send().await.expect("listen");
+    assert_eq!(response.status(), 200);
+    let mut events = Events::of(response);
+    assert_eq!(events.next().await["method"], "notifications/subscriptions/acknowledged");
+    // The instance sends it on the GET stream of the session mcpd keeps,
+    // once mcpd has that stream open.
+    eventually("the kept session's GET stream", Duration::from_secs(10), || async {
+        let (_, body) = answer(modern(&raw, 2, "tools/call", json!({"name": "changed", "arguments": {}}), &[])).await;
+        (body[0]["result"]["isError"] != true && body[0]["error"].is_null()).then_some(())
+    })
+    .await;
+    let notice = events.next().await;
+    assert_eq!(notice["method"], "notifications/tools/list_changed", "{notice}");
+    assert_eq!(notice["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 9);
+}

@@ -1,9 +1,9 @@
-//! `subscriptions/listen` through the bridge, for stdio servers: one
-//! long-lived SSE answer that opens with
-//! `notifications/subscriptions/acknowledged` (the filter mcpd honours) and
-//! then carries the change notifications the client opted into
-//! (`toolsListChanged`, `promptsListChanged`, `resourcesListChanged`) from
-//! every process that serves stateless requests, each tagged with the
+//! `subscriptions/listen` through the bridge: one long-lived SSE answer
+//! that opens with `notifications/subscriptions/acknowledged` (the filter
+//! mcpd honours) and then carries the change notifications the client
+//! opted into (`toolsListChanged`, `promptsListChanged`,
+//! `resourcesListChanged`) from every stdio process that serves stateless
+//! requests, or from the HTTP session mcpd keeps (its GET stream), each tagged with the
 //! subscription's id (the request's JSON-RPC id). Keepalive comments fill
 //! quiet periods. The client ends it by closing the stream; when the
 //! processes it listens to are gone, mcpd ends it gracefully (the request's
@@ -17,6 +17,7 @@ use super::super::streamable_http::{Target as HookTarget, server_message};
 use crate::mcp::era::{self, Envelope};
 use crate::mcp::jsonrpc::{self, Message};
 use crate::route::Route;
+use crate::upstream::bridge::Target;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use serde_json::{Value, json};
@@ -29,29 +30,27 @@ const KINDS: &[(&str, &str)] = &[
     ("resourcesListChanged", "notifications/resources/list_changed"),
 ];
 
-/// Whether the bridge serves `subscriptions/listen` for this route.
-pub(super) fn served(route: &Route) -> bool {
-    route.http.is_none()
-}
-
 pub(super) async fn listen(
     route: &Route,
     http: &mut ServerSession,
     message: &Message<'_>,
     envelope: &Envelope,
     caller: &Caller,
+    target: &Target,
 ) -> pingora::Result<()> {
     let id: Value = message.id.and_then(|i| serde_json::from_str(i.get()).ok()).unwrap_or(Value::Null);
     let asked = envelope.params.get("notifications").cloned().unwrap_or_else(|| json!({}));
     let honoured: Vec<&(&str, &str)> = KINDS.iter().filter(|(flag, _)| asked[*flag] == json!(true)).collect();
-    let processes = route.bridge.processes(route);
+    let receivers: Vec<broadcast::Receiver<Bytes>> = match target {
+        Target::Process(..) => route.bridge.processes(route).iter().filter_map(|p| p.notices()).collect(),
+        Target::Session(kept) => vec![kept.notices.subscribe()],
+        Target::PassThrough => Vec::new(),
+    };
     let (sender, mut notices) = mpsc::channel::<Bytes>(64);
     let mut feeding = 0;
-    for process in &processes {
-        if let Some(receiver) = process.notices() {
-            tokio::spawn(feed(receiver, sender.clone()));
-            feeding += 1;
-        }
+    for receiver in receivers {
+        tokio::spawn(feed(receiver, sender.clone()));
+        feeding += 1;
     }
     drop(sender);
     if feeding == 0 {
@@ -87,7 +86,7 @@ pub(super) async fn listen(
             }
         }
     }
-    // Every process it listened to is gone: end gracefully, so it listens again.
+    // What it listened to is gone: end gracefully, so it listens again.
     let result = json!({"resultType": "complete", "_meta": {era::SUBSCRIPTION_KEY: id}});
     let result = serde_json::value::to_raw_value(&result).expect("a Value serializes");
     respond::sse_event(http, &jsonrpc::response(message.id_text(), Some(&result), None)).await?;

@@ -100,26 +100,21 @@ pub(super) async fn post(
         }
         if method == "server/discover" {
             let init = target.init().expect("a bridged target has an initialize result");
-            let result = answer::discover(init, listen::served(route));
+            let result = answer::discover(init, true);
             let result = serde_json::value::to_raw_value(&result).expect("a Value serializes");
             let body = jsonrpc::response(message.id_text(), Some(&result), None);
             return respond::json(http, 200, &[], Bytes::from(body)).await;
         }
         if method == "subscriptions/listen" {
-            if listen::served(route) {
-                return listen::listen(route, http, message, envelope, caller).await;
-            }
-            let text =
-                "subscriptions/listen is not served through mcpd for HTTP servers that speak only the session era";
-            return respond::rpc_error(http, 404, id, METHOD_NOT_FOUND, text, &[]).await;
-        }
-        if let Some(token) = envelope.params.get("requestState").and_then(serde_json::Value::as_str) {
-            return resume(route, http, message, caller, envelope, token).await;
+            return listen::listen(route, http, message, envelope, caller, &target).await;
         }
         if method == "tools/call"
             && let Err(refusal) = params::check(route, &target, envelope, &http.req_header().headers).await
         {
             return respond::json(http, era::status_of(refusal.code), &[], Bytes::from(refusal.body(id))).await;
+        }
+        if let Some(token) = envelope.params.get("requestState").and_then(serde_json::Value::as_str) {
+            return resume(route, http, message, caller, envelope, token).await;
         }
     }
     let server_info = target.init().and_then(answer::server_info);
