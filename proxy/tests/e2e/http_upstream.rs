@@ -55,7 +55,7 @@ impl Upstream {
     }
 
     /// An instance on a given port (to start it again where it was).
-    fn start_on(port: u16, name: &str) -> Upstream {
+    pub(crate) fn start_on(port: u16, name: &str) -> Upstream {
         let upstream = Upstream::start(name, &["--port", &port.to_string()]);
         assert_eq!(upstream.port, port);
         upstream
@@ -65,7 +65,7 @@ impl Upstream {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

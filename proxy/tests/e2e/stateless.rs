@@ -249,6 +249,7 @@ async fn replicas_and_http_instances_are_bridged_too() {
     drop(mcpd);
 
     let upstream = crate::http_upstream::Upstream::start("i0", &[]);
+    let upstream_port = upstream.port;
     let config = format!("[server.fx]\nurl = {:?}\nport = {{port}}\n", upstream.url("/mcp"));
     let mcpd = Mcpd::start(&config, &["/health"]).await;
     let raw = Raw::new(mcpd.url("/mcp"));
@@ -268,6 +269,13 @@ async fn replicas_and_http_instances_are_bridged_too() {
     assert_eq!(session().await, session().await, "stateless requests share the session mcpd keeps upstream");
     let log = mcpd.log_text();
     assert!(log.contains("opened an upstream session for stateless clients"), "{log}");
+
+    // An instance that forgets the session (here: restarted) gets a new one,
+    // and the request that found out is sent again: the client sees nothing.
+    let (mut upstream, port) = (upstream, upstream_port);
+    upstream.kill();
+    let _again = crate::http_upstream::Upstream::start_on(port, "i0");
+    assert_eq!(whoami().await, "i0");
 }
 
 #[tokio::test]

@@ -117,21 +117,35 @@ pub(super) async fn post(
             return resume(route, http, message, caller, envelope, token).await;
         }
     }
-    let server_info = target.init().and_then(answer::server_info);
-    let exchange = Exchange { message, envelope, caller, target: &target, server_info };
-    let call = match start(&target, route, http, message, body).await {
-        Ok(call) => call,
-        Err(error) => return refused(route, http, message, error).await,
-    };
-    match relay::relay(http, route, call, &exchange).await? {
-        Relayed::Done => Ok(()),
-        Relayed::Rejected(error) => {
-            if let (true, Target::Session(kept)) = (error.ends_session(), &target) {
-                // The instance lost mcpd's session: the next request opens another.
-                route.bridge.lost(kept).await;
-            }
-            refused(route, http, message, error).await
+    let mut target = target;
+    let mut reopened = false;
+    loop {
+        let server_info = target.init().and_then(answer::server_info);
+        let exchange = Exchange { message, envelope, caller, target: &target, server_info };
+        let error = match start(&target, route, http, message, body).await {
+            Ok(call) => match relay::relay(http, route, call, &exchange).await? {
+                Relayed::Done => return Ok(()),
+                Relayed::Rejected(error) => error,
+            },
+            Err(error) => error,
+        };
+        let Target::Session(kept) = &target else {
+            return refused(route, http, message, error).await;
+        };
+        if !error.ends_session() {
+            return refused(route, http, message, error).await;
         }
+        // The instance lost mcpd's session (e.g. reaped it when idle), so
+        // nothing was done there: open another and send the request again, once.
+        route.bridge.lost(kept).await;
+        if reopened {
+            return refused(route, http, message, error).await;
+        }
+        reopened = true;
+        target = match route.bridge.target(route).await {
+            Ok(Some(target)) => target,
+            _ => return refused(route, http, message, error).await,
+        };
     }
 }
 
