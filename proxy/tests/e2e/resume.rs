@@ -199,8 +199,7 @@ async fn cutting_proxy(target: u16) -> u16 {
                     let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
                 });
                 let mut buffer = vec![0u8; 64 * 1024];
-                loop {
-                    let Ok(n) = server_read.read(&mut buffer).await else { break };
+                while let Ok(n) = server_read.read(&mut buffer).await {
                     if n == 0 || client_write.write_all(&buffer[..n]).await.is_err() {
                         break;
                     }

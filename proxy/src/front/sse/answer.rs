@@ -15,7 +15,6 @@ use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::Message;
 use crate::mcp::version;
 use crate::route::{Health, Route};
-use crate::session::Session;
 use crate::session::outbox::Outbox;
 use crate::upstream::{Call, Event, UpstreamError};
 use bytes::Bytes;
@@ -85,8 +84,8 @@ pub(super) async fn initialize(
     let Ok(message) = Message::parse(body) else { return };
     let id = message.id;
     if let Some(pool) = &route.pool {
-        let answer = handshake_answer(pool, &message, negotiate).map(Ok).unwrap_or_else(|| Err(not_ready(route, id)));
-        connection.send(Out::Message(answer.unwrap_or_else(|e| e))).await;
+        let answer = handshake_answer(pool, &message, negotiate).unwrap_or_else(|| not_ready(route, id));
+        connection.send(Out::Message(answer)).await;
         return;
     }
     let Some(reservation) = connection.take_reservation() else {
@@ -134,12 +133,8 @@ pub(super) async fn initialize(
     };
     if outcome != Outcome::Answered {
         // The handshake did not complete: no session to keep.
-        end(gateway, &session);
+        gateway.sessions.remove(&session.id);
     }
-}
-
-fn end(gateway: &Gateway, session: &Session) {
-    gateway.sessions.remove(&session.id);
 }
 
 /// The revision a pool's handshake answers a legacy client with: the one

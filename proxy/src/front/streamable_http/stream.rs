@@ -40,7 +40,8 @@ pub(super) async fn get(
     let capacity = route.settings.http.sse_replay_buffer;
     let streams = &session.outbox.streams;
     // `Last-Event-ID` names the stream to resume (a POST answer's, or this one).
-    let resume_from = match header(http, "last-event-id").filter(|_| capacity > 0) {
+    let last_event_id = header(http, "last-event-id").filter(|_| capacity > 0).map(str::to_owned);
+    let resume_from = match last_event_id.as_deref() {
         None => None,
         Some(last) => {
             let found = parse_event_id(last).and_then(|(stream, cursor)| match stream {
@@ -49,7 +50,7 @@ pub(super) async fn get(
             });
             match found {
                 Some(found) => Some(found),
-                None => return resume::unknown(http, &last.to_string()).await,
+                None => return resume::unknown(http, last).await,
             }
         }
     };
