@@ -99,12 +99,14 @@ impl Outbox {
     /// A GET stream ends: `stream` stops taking messages, and those it took
     /// but never wrote go back to the front of the backlog, for the next one.
     pub fn detach(&self, mut stream: mpsc::Receiver<Bytes>) {
+        // Under the lock, so no new stream attaches (and takes the backlog)
+        // before the unsent messages are back in it.
+        let mut state = self.lock();
         stream.close();
         let mut unsent = Vec::new();
         while let Ok(message) = stream.try_recv() {
             unsent.push(message);
         }
-        let mut state = self.lock();
         if state.closed {
             return;
         }

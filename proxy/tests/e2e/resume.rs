@@ -120,7 +120,7 @@ async fn the_get_stream_resumes_after_a_drop_without_loss_or_repeats() {
     let mcpd = Mcpd::start(&config("sse_keepalive = \"200ms\""), &["/health"]).await;
     let raw = Raw::new(mcpd.url("/mcp"));
     let session = raw.initialize().await;
-    let later = |id: u64, text: &str| tool_call(id, "later", json!({"message": text, "ms": 1}));
+    let later = |id: u64, text: &str, ms: u64| tool_call(id, "later", json!({"message": text, "ms": ms}));
 
     let mut stream = EventStream::open(get(&raw, &session, None)).await;
     let priming = stream.next().await.expect("priming");
@@ -129,22 +129,34 @@ async fn the_get_stream_resumes_after_a_drop_without_loss_or_repeats() {
     let idle = stream.next().await.expect("a keepalive");
     assert_eq!(idle.event, ":", "a comment: {idle:?}");
 
-    assert_eq!(raw.rpc(Some(&session), later(1, "one")).await.0, 200);
+    assert_eq!(raw.rpc(Some(&session), later(1, "one", 1)).await.0, 200);
     let one = stream.next_message().await;
     assert_eq!(one.json()["params"]["data"], "one");
-    assert_eq!(raw.rpc(Some(&session), later(2, "two")).await.0, 200);
-    drop(stream); // "two" may or may not have been written when the client left
+    // "two" comes 200 ms after its answer: the client is gone by then.
+    assert_eq!(raw.rpc(Some(&session), later(2, "two", 200)).await.0, 200);
+    drop(stream);
 
-    assert_eq!(raw.rpc(Some(&session), later(3, "three")).await.0, 200);
-    let mut resumed = EventStream::open(get(&raw, &session, Some(one.id.as_deref().unwrap()))).await;
-    assert_eq!(resumed.status, 200);
+    // Until mcpd noticed the drop, the stream is still taken (409).
+    let last = one.id.clone().expect("an id");
+    let mut resumed = eventually("the dropped stream is released", Duration::from_secs(5), || async {
+        let stream = EventStream::open(get(&raw, &session, Some(&last))).await;
+        (stream.status == 200).then_some(stream)
+    })
+    .await;
     let two = resumed.next_message().await;
+    assert_eq!(two.json()["params"]["data"], "two", "the missed event, once");
+    assert_eq!(raw.rpc(Some(&session), later(3, "three", 1)).await.0, 200);
     let three = resumed.next_message().await;
-    assert_eq!(
-        (two.json()["params"]["data"].clone(), three.json()["params"]["data"].clone()),
-        (json!("two"), json!("three"))
-    );
+    assert_eq!(three.json()["params"]["data"], "three", "then the stream carries on");
     assert!(two.id.is_some() && two.id != one.id && three.id != two.id, "{:?} {:?} {:?}", one.id, two.id, three.id);
+
+    // When mcpd closes the stream (here: the session is deleted), its last
+    // event says when to reconnect, from the last event written.
+    let deleted = raw.http.delete(&raw.url).header("mcp-session-id", &session).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    let rest = drain(&mut resumed).await;
+    let last = rest.last().expect("a closing event");
+    assert_eq!((last.retry, last.id.as_ref()), (Some(1000), three.id.as_ref()), "{rest:?}");
 }
 
 #[tokio::test]

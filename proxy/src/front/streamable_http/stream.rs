@@ -115,6 +115,11 @@ pub(super) async fn get(
             }
         }
         http.set_keepalive(None);
+        if let Some(replay) = &replay {
+            // mcpd closes the connection, not the session's stream: say
+            // when to come back (2025-11-25), from where the client is.
+            resume::prime(http, route, replay).await?;
+        }
         respond::sse_end(http).await
     }
     .await;
