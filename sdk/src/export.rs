@@ -40,7 +40,7 @@ macro_rules! export_plugin {
             // Natively, refer to the hooks so the plugin's code does not
             // look dead to the compiler.
             #[cfg(not(target_arch = "wasm32"))]
-            const _: fn() -> $crate::Info =
+            const _: fn() -> ::core::result::Result<$crate::Info, ::std::string::String> =
                 <McpdPluginExport as $crate::__private::Guest>::describe;
         };
     };
@@ -66,6 +66,23 @@ pub trait Export {
 }
 
 impl<P> State<P> {
+    /// Builds the instance for `describe`: the error is why it cannot run.
+    pub(crate) fn start(&mut self, new: impl FnOnce(Config) -> Result<P, Error>) -> Result<(), String> {
+        if let State::Empty = self {
+            match new(Config::from_host()) {
+                Ok(plugin) => *self = State::Ready(plugin),
+                Err(e) => {
+                    *self = State::Broken;
+                    return Err(e.to_string());
+                }
+            }
+        }
+        match self {
+            State::Broken => Err("its config was refused before".into()),
+            _ => Ok(()),
+        }
+    }
+
     /// The instance, built with `new` from the host's config on first use.
     pub(crate) fn ready_with(&mut self, new: impl FnOnce(Config) -> Result<P, Error>) -> Option<&mut P> {
         if let State::Empty = self {
@@ -91,13 +108,11 @@ impl<P: Plugin> State<P> {
 }
 
 impl<E: Export> Guest for E {
-    fn describe() -> Info {
-        // Build the instance now, so a bad config or a slow start shows when
-        // mcpd loads the plugin rather than on the first request.
-        E::with_state(|state| {
-            state.ready();
-        });
-        E::Plugin::info()
+    fn describe() -> Result<Info, String> {
+        // Build the instance now, so a bad config or a slow start stops the
+        // load rather than showing on the first request.
+        E::with_state(|state| state.start(E::Plugin::new))?;
+        Ok(E::Plugin::info())
     }
 
     fn on_http_request(request: HttpRequest) -> Decision {

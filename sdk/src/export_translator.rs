@@ -43,7 +43,7 @@ macro_rules! export_translator {
             $crate::bindings::translator::__export_translator!(
                 McpdTranslatorExport with_types_in $crate::bindings::translator);
             #[cfg(not(target_arch = "wasm32"))]
-            const _: fn() -> $crate::Info =
+            const _: fn() -> ::core::result::Result<$crate::Info, ::std::string::String> =
                 <McpdTranslatorExport as $crate::__private::TranslatorGuest>::describe;
         };
     };
@@ -58,12 +58,10 @@ pub trait TranslatorExport {
 }
 
 impl<E: TranslatorExport> Guest for E {
-    fn describe() -> Info {
-        // Build now, so a bad config shows when mcpd loads the translator.
-        E::with_state(|state| {
-            state.ready_with(E::Translator::new);
-        });
-        E::Translator::info()
+    fn describe() -> Result<Info, String> {
+        // Build now, so a bad config stops the load (see `hooks.describe`).
+        E::with_state(|state| state.start(E::Translator::new))?;
+        Ok(E::Translator::info())
     }
 
     fn handle(message: Message) -> Result<String, RpcError> {

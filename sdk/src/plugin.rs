@@ -16,10 +16,11 @@ pub trait Plugin: Sized + 'static {
     /// `Info::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Hooks::REQUEST)`.
     fn info() -> Info;
 
-    /// Builds the instance from the plugin's config, once per instance: at
-    /// load (`describe`) for the first, on its first hook call for any later
-    /// one, so keep it quick. On error mcpd's log gets the message and every
-    /// call is rejected with HTTP 503 until the config is fixed.
+    /// Builds the instance from the plugin's config, once per instance,
+    /// when mcpd makes the instance (`describe`), so keep it quick. An error
+    /// fails the load with its message: mcpd does not start (or a reload
+    /// keeps the running version) and logs why, e.g. ``plugin guard cannot
+    /// start: invalid plugin config at `deny_tools`: …``.
     fn new(config: Config) -> Result<Self, Error>;
 
     /// The HTTP request, before MCP parsing: set a principal or headers, or

@@ -50,7 +50,11 @@ pub trait World: Sized + Send + 'static {
         pre: &Self::Pre,
         store: &mut Store<HostState>,
     ) -> impl Future<Output = wasmtime::Result<Self>> + Send;
-    fn describe(&self, store: &mut Store<HostState>) -> impl Future<Output = wasmtime::Result<PluginInfo>> + Send;
+    /// The plugin's info, or (inner error) why it refuses to run.
+    fn describe(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Result<PluginInfo, String>>> + Send;
 }
 
 /// One instance and its store.
@@ -133,7 +137,11 @@ impl<W: World> Instances<W> {
                 PluginError::Trap { plugin, reason } => PluginError::Instantiate { plugin, reason },
                 other => other,
             })?;
-        let info = exports.describe(&mut store).await.map_err(|e| self.classify(e, limits.start))?;
+        let info = exports
+            .describe(&mut store)
+            .await
+            .map_err(|e| self.classify(e, limits.start))?
+            .map_err(|reason| PluginError::Refused { plugin: self.label.clone(), reason })?;
         Ok((Instance { store, exports }, info))
     }
 

@@ -28,7 +28,10 @@ impl World for Plugin {
         pre.instantiate_async(store)
     }
 
-    fn describe(&self, store: &mut Store<HostState>) -> impl Future<Output = wasmtime::Result<PluginInfo>> + Send {
+    fn describe(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Result<PluginInfo, String>>> + Send {
         self.mcpd_plugin_hooks().call_describe(store)
     }
 }

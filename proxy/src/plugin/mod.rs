@@ -45,6 +45,8 @@ pub enum PluginError {
     Compile { path: PathBuf, reason: String },
     #[error("plugin {plugin} could not be instantiated: {reason}")]
     Instantiate { plugin: String, reason: String },
+    #[error("plugin {plugin} cannot start: {reason}")]
+    Refused { plugin: String, reason: String },
     #[error("plugin {plugin} trapped: {reason}")]
     Trap { plugin: String, reason: String },
     #[error("plugin {plugin} exceeded its CPU time limit ({limit_ms} ms)")]
@@ -60,7 +62,7 @@ impl PluginError {
     pub fn kind(&self) -> &'static str {
         match self {
             PluginError::Engine(_) | PluginError::Read { .. } | PluginError::Compile { .. } => "load",
-            PluginError::Instantiate { .. } => "instantiate",
+            PluginError::Instantiate { .. } | PluginError::Refused { .. } => "instantiate",
             PluginError::Trap { .. } => "trap",
             PluginError::Timeout { .. } => "timeout",
             PluginError::OutOfMemory { .. } => "memory",

@@ -35,7 +35,10 @@ impl World for TranslatorPlugin {
         pre.instantiate_async(store)
     }
 
-    fn describe(&self, store: &mut Store<HostState>) -> impl Future<Output = wasmtime::Result<PluginInfo>> + Send {
+    fn describe(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Result<PluginInfo, String>>> + Send {
         self.mcpd_plugin_translator().call_describe(store)
     }
 }

@@ -294,7 +294,7 @@ async fn a_new_kid_in_the_jwks_is_picked_up() {
 }
 
 #[tokio::test]
-async fn a_bad_config_is_logged_at_load_and_lets_nobody_in() {
+async fn a_bad_config_stops_mcpd_from_starting_and_says_why() {
     let config = r#"
 [server.fx]
 command = "{server}"
@@ -303,10 +303,15 @@ port = {port}
 path = "{plugins}/mcpd_auth.wasm"
 config = { api_keys = [{ name = "ci-bot", sha256 = "not-a-hash" }] }
 "#;
-    let mcpd = Mcpd::start(config, &["/health"]).await;
-    let (status, _, body) = initialize_with(&mcpd, &[("authorization", "Bearer anything")]).await;
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["error"]["message"], "plugin auth is misconfigured");
-    let log = mcpd.log_text();
-    assert!(log.contains("invalid plugin config at `api_keys[0].sha256`: must be the key's SHA-256"), "{log}");
+    let mut refused = Mcpd::start(config, &[]).await;
+    let log = Arc::clone(&refused.log);
+    let status = tokio::task::spawn_blocking(move || refused.child.wait()).await.unwrap().unwrap();
+    assert!(!status.success(), "mcpd must not serve with a plugin that refuses its config");
+    let why = "cannot start: invalid plugin config at `api_keys[0].sha256`: must be the key's SHA-256";
+    // The log reader may still be draining stderr after the exit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !log.lock().unwrap().iter().any(|line| line.contains(why)) {
+        assert!(std::time::Instant::now() < deadline, "no {why:?} in: {:?}", log.lock().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
