@@ -157,10 +157,13 @@ pub struct Bridge {
     kept: tokio::sync::Mutex<Option<Arc<Kept>>>,
     /// Tool input schemas (name → schema) and when they were fetched, for
     /// checking `Mcp-Param-*` headers (kept by `front::stateless`).
-    pub tool_schemas: Mutex<Option<(std::time::Instant, Arc<std::collections::HashMap<String, serde_json::Value>>)>>,
+    pub tool_schemas: Mutex<Option<ToolSchemas>>,
     /// Calls waiting for the client's input, by the `requestState` it got.
     parked: Mutex<std::collections::HashMap<String, Parked>>,
 }
+
+/// Tool name → input schema, with when they were fetched.
+pub type ToolSchemas = (std::time::Instant, Arc<std::collections::HashMap<String, serde_json::Value>>);
 
 /// A call whose server asked the client something (sampling, elicitation,
 /// roots): it waits, upstream, for the client to retry its request with

@@ -6,7 +6,7 @@
 
 use crate::mcp::era::{self, Envelope, Refusal};
 use crate::route::Route;
-use crate::upstream::bridge::Target;
+use crate::upstream::bridge::{Target, ToolSchemas};
 use http::HeaderMap;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -17,9 +17,6 @@ use std::time::{Duration, Instant};
 const FRESH_FOR: Duration = Duration::from_secs(10);
 /// Pages of `tools/list` read at most.
 const MAX_PAGES: usize = 20;
-
-/// Tool name → input schema, with when it was fetched.
-pub type Schemas = (Instant, Arc<HashMap<String, Value>>);
 
 pub(super) async fn check(
     route: &Route,
@@ -46,7 +43,7 @@ pub(super) async fn check(
     era::check_params(schema, arguments, headers)
 }
 
-fn cached(route: &Route) -> Option<Schemas> {
+fn cached(route: &Route) -> Option<ToolSchemas> {
     route.bridge.tool_schemas.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
