@@ -5,6 +5,7 @@
 
 mod edge;
 mod health;
+mod intake;
 mod plugin_hooks;
 mod respond;
 mod router;

@@ -26,18 +26,19 @@ mod stream;
 pub(super) use initialize::{Bound, bind, handshake_answer};
 pub(super) use relay::{Outcome, Target, server_answer, server_message};
 
+use super::intake;
 use super::plugin_hooks::{self, Caller, Filtered};
 use super::respond;
 use crate::gateway::Gateway;
 use crate::mcp::errors::*;
-use crate::mcp::jsonrpc::{self, Kind, Message, ParseError};
+use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::mcp::{PROTOCOL_HEADER, SESSION_HEADER, era, version};
 use crate::plugin::bindings::Rejection;
 use crate::plugin::chain::Verdict;
 use crate::plugin::loaded::Hook;
 use crate::route::{Health, Route};
 use crate::session::Session;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::Method;
 use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
@@ -148,49 +149,17 @@ async fn post(
         let retry = [("retry-after", "1")];
         return respond::rpc_error(http, 503, None, INTERNAL_ERROR, "mcpd is shutting down", &retry).await;
     };
-    let limits = &route.settings.http;
-
-    let content_type = header(http, "content-type").unwrap_or("");
-    if !content_type.to_ascii_lowercase().starts_with("application/json") {
-        http.set_keepalive(None);
-        let message = "Content-Type must be application/json";
-        return respond::rpc_error(http, 415, None, INVALID_REQUEST, message, &[]).await;
-    }
     let accept = header(http, "accept").unwrap_or("");
     if !(accepts(accept, "application/json") && accepts(accept, "text/event-stream")) {
         http.set_keepalive(None);
         let message = "Accept must list both application/json and text/event-stream";
         return respond::rpc_error(http, 406, None, INVALID_REQUEST, message, &[]).await;
     }
-    let declared = header(http, "content-length").and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.max_request_size) {
-        return too_large(http, limits.max_request_size).await;
-    }
-    let Ok(_permit) = Arc::clone(&route.limiter).try_acquire_owned() else {
-        http.set_keepalive(None);
-        let message = format!(
-            "too many requests in progress for server {:?} (http.max_concurrent_requests = {})",
-            &*route.name, limits.max_concurrent_requests
-        );
-        return respond::rpc_error(http, 503, None, LIMIT_EXCEEDED, &message, &[("retry-after", "1")]).await;
+    let Some(intake::Intake { body, permit: _permit }) = intake::receive(route, http).await? else {
+        return Ok(());
     };
-    let Some(body) = read_body(http, limits.max_request_size).await? else {
-        return too_large(http, limits.max_request_size).await;
-    };
-
-    if jsonrpc::is_batch(&body) {
-        let message = "JSON-RPC batches are not supported (MCP removed them in 2025-06-18)";
-        return respond::rpc_error(http, 400, None, INVALID_REQUEST, message, &[]).await;
-    }
-    let message = match Message::parse(&body) {
-        Ok(message) => message,
-        Err(error) => {
-            let code = match error {
-                ParseError::NotJson(_) => PARSE_ERROR,
-                ParseError::Invalid(_) => INVALID_REQUEST,
-            };
-            return respond::rpc_error(http, 400, None, code, &error.to_string(), &[]).await;
-        }
+    let Some(message) = intake::parse(http, &body).await? else {
+        return Ok(());
     };
     // The era is chosen per request; a stateless one passes its checks
     // before plugins see it (they may rewrite what the headers mirror).
@@ -237,39 +206,6 @@ async fn post(
         (Kind::Notification, _) => forward::notification(gateway, route, http, &message, &body).await,
         (Kind::Response, _) => forward::client_answer(gateway, route, http, &message, &body).await,
     }
-}
-
-pub(super) async fn too_large(http: &mut ServerSession, limit: u64) -> pingora::Result<()> {
-    // The rest of the body is not read: the connection cannot be reused.
-    http.set_keepalive(None);
-    let message = format!("request body is larger than {limit} bytes (http.max_request_size)");
-    respond::rpc_error(http, 413, None, LIMIT_EXCEEDED, &message, &[]).await
-}
-
-/// The whole request body, or `None` when it exceeds `limit` bytes.
-pub(super) async fn read_body(http: &mut ServerSession, limit: u64) -> pingora::Result<Option<Bytes>> {
-    let mut first: Option<Bytes> = None;
-    let mut rest = BytesMut::new();
-    while let Some(chunk) = http.read_request_body().await? {
-        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if (so_far + chunk.len()) as u64 > limit {
-            return Ok(None);
-        }
-        match &first {
-            None => first = Some(chunk),
-            Some(_) => rest.extend_from_slice(&chunk),
-        }
-    }
-    Ok(Some(match (first, rest.is_empty()) {
-        (Some(first), true) => first,
-        (Some(first), false) => {
-            let mut all = BytesMut::with_capacity(first.len() + rest.len());
-            all.extend_from_slice(&first);
-            all.extend_from_slice(&rest);
-            all.freeze()
-        }
-        (None, _) => Bytes::new(),
-    }))
 }
 
 /// The session a non-initialize message belongs to, after the spec's checks;

@@ -8,14 +8,15 @@
 //! the server in the order the client POSTed them; only the wait for the
 //! answer runs in the background.
 
+use super::super::intake;
 use super::super::plugin_hooks::{self, Caller, Filtered};
 use super::super::respond;
-use super::super::streamable_http::{answer_verdict, header, read_body, too_large};
+use super::super::streamable_http::answer_verdict;
 use super::answer;
 use super::{Connection, Connections, Out};
 use crate::gateway::Gateway;
 use crate::mcp::errors::*;
-use crate::mcp::jsonrpc::{self, Kind, Message, ParseError};
+use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::plugin::chain::Verdict;
 use crate::plugin::loaded::Hook;
 use crate::route::Route;
@@ -48,40 +49,11 @@ pub(super) async fn post(
         let text = "Session not found: its SSE stream is closed or never existed; open a new one";
         return respond::rpc_error(http, 404, None, SESSION_NOT_FOUND, text, &[]).await;
     };
-    let limits = &route.settings.http;
-    if !header(http, "content-type").unwrap_or("").to_ascii_lowercase().starts_with("application/json") {
-        http.set_keepalive(None);
-        let text = "Content-Type must be application/json";
-        return respond::rpc_error(http, 415, None, INVALID_REQUEST, text, &[]).await;
-    }
-    let declared = header(http, "content-length").and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.max_request_size) {
-        return too_large(http, limits.max_request_size).await;
-    }
-    let Ok(permit) = Arc::clone(&route.limiter).try_acquire_owned() else {
-        http.set_keepalive(None);
-        let text = format!(
-            "too many requests in progress for server {:?} (http.max_concurrent_requests = {})",
-            &*route.name, limits.max_concurrent_requests
-        );
-        return respond::rpc_error(http, 503, None, LIMIT_EXCEEDED, &text, &[("retry-after", "1")]).await;
+    let Some(intake::Intake { body, permit }) = intake::receive(route, http).await? else {
+        return Ok(());
     };
-    let Some(body) = read_body(http, limits.max_request_size).await? else {
-        return too_large(http, limits.max_request_size).await;
-    };
-    if jsonrpc::is_batch(&body) {
-        let text = "JSON-RPC batches are not supported";
-        return respond::rpc_error(http, 400, None, INVALID_REQUEST, text, &[]).await;
-    }
-    let message = match Message::parse(&body) {
-        Ok(message) => message,
-        Err(error) => {
-            let code = match error {
-                ParseError::NotJson(_) => PARSE_ERROR,
-                ParseError::Invalid(_) => INVALID_REQUEST,
-            };
-            return respond::rpc_error(http, 400, None, code, &error.to_string(), &[]).await;
-        }
+    let Some(message) = intake::parse(http, &body).await? else {
+        return Ok(());
     };
     let is_request = message.kind() == Kind::Request;
     let body = match route.plugins.wants(Hook::Request) {
