@@ -1,12 +1,13 @@
 //! The stateless era (protocol 2026-07-28) on the same route as the session
 //! era, by raw HTTP: mcpd bridges it to the stdio fixture (which speaks the
 //! session era only) over every stdio layout (a process per session, a
-//! pool, replicas) and to HTTP fixture instances. Checks the era's
-//! answers (`server/discover`, `resultType`, caching hints, the server's
-//! identity), its refusals (-32602, -32020, -32021, -32022 with 400;
-//! -32601 with 404), that closing the stream cancels upstream, that plugins
-//! see stateless requests, and that `stateless = false` makes a probing
-//! client fall back.
+//! pool, replicas) and to HTTP fixture instances (Streamable HTTP and
+//! SSE-only). Checks the era's answers (`server/discover`, `resultType`,
+//! caching hints, the server's identity), its refusals (-32602, -32020,
+//! -32021, -32022 with 400; -32601 with 404), server requests turned into
+//! `InputRequiredResult`s and resumed, `subscriptions/listen`, that closing
+//! the stream cancels upstream, that plugins see stateless requests, and
+//! that `stateless = false` makes a probing client fall back.
 
 use crate::common::*;
 use futures::StreamExt;
@@ -445,4 +446,25 @@ async fn subscriptions_listen_through_a_kept_http_session() {
     let notice = events.next().await;
     assert_eq!(notice["method"], "notifications/tools/list_changed", "{notice}");
     assert_eq!(notice["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 9);
+}
+
+#[tokio::test]
+async fn an_sse_only_instance_is_bridged_too() {
+    let upstream = crate::http_upstream::Upstream::start("legacy", &[]);
+    let config = format!(
+        "[server.fx]\nurl = {:?}\nport = {{port}}\n[server.fx.upstream]\ntransport = \"sse\"\n",
+        upstream.url("/sse")
+    );
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    bridged_basics(&raw, "mcpd-http-test-server").await;
+    let (status, body) = answer(modern(&raw, 3, "tools/call", json!({"name": "whoami", "arguments": {}}), &[])).await;
+    assert_eq!((status, text_of(&body[0]["result"])), (200, "legacy".to_string()), "{body:?}");
+    let mut with_token = meta(json!({}));
+    with_token["progressToken"] = json!("p");
+    let slow = json!({"name": "slow_stream", "arguments": {"count": 2, "interval_ms": 1}, "_meta": with_token});
+    let (status, body) = answer(modern(&raw, 4, "tools/call", slow, &[])).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.iter().filter(|m| m["method"] == "notifications/progress").count(), 2, "{body:?}");
+    assert_eq!(body.last().unwrap()["result"]["resultType"], "complete", "{body:?}");
 }
