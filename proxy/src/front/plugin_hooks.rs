@@ -42,6 +42,18 @@ impl Caller {
     }
 }
 
+/// Who is calling, after the route's HTTP-request hook (when a plugin
+/// has one); `Err(verdict)` (a rejection or an HTTP reply) stops the request.
+pub async fn caller(route: &Route, http: &ServerSession, client: String) -> Result<Caller, Verdict> {
+    let mut caller = Caller::of(http, client, &route.plugins.headers);
+    if route.plugins.wants(Hook::HttpRequest)
+        && let Some(stop) = http_request(route, http, &mut caller).await
+    {
+        return Err(stop);
+    }
+    Ok(caller)
+}
+
 /// Runs the HTTP-request hook; `Some(verdict)` (a rejection or an HTTP
 /// reply) stops the request.
 pub async fn http_request(route: &Route, http: &ServerSession, caller: &mut Caller) -> Option<Verdict> {

@@ -24,7 +24,7 @@ mod resume;
 mod stream;
 
 pub(super) use initialize::{Bound, bind, handshake_answer};
-pub(super) use relay::{Outcome, Target, server_answer, server_message};
+pub(super) use relay::{Outcome, Target, server_answer, server_message, timed_out};
 
 use super::intake;
 use super::plugin_hooks::{self, Caller, Filtered};
@@ -47,13 +47,10 @@ use std::sync::Arc;
 pub async fn serve(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut ServerSession) -> pingora::Result<()> {
     // A client that hangs up must be noticed while we wait on the server.
     http.set_abort_on_close(true);
-    let plugins = &route.plugins;
-    let mut caller = Caller::of(http, client_address(http), &plugins.headers);
-    if plugins.wants(Hook::HttpRequest)
-        && let Some(stop) = plugin_hooks::http_request(route, http, &mut caller).await
-    {
-        return answer_verdict(http, None, stop, false).await;
-    }
+    let caller = match plugin_hooks::caller(route, http, client_address(http)).await {
+        Ok(caller) => caller,
+        Err(stop) => return answer_verdict(http, None, stop, false).await,
+    };
     let method = http.req_header().method.clone();
     match method {
         Method::POST => post(gateway, route, http, &caller).await,

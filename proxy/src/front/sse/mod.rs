@@ -21,10 +21,9 @@ mod answer;
 mod message;
 mod stream;
 
-use super::plugin_hooks::{self, Caller};
+use super::plugin_hooks;
 use super::streamable_http::{answer_verdict, client_address};
 use crate::gateway::Gateway;
-use crate::plugin::loaded::Hook;
 use crate::route::Route;
 use crate::session::{Reservation, Session};
 use bytes::Bytes;
@@ -100,13 +99,10 @@ pub async fn serve(
 ) -> pingora::Result<()> {
     // A client that hangs up must be noticed while its stream is open.
     http.set_abort_on_close(true);
-    let plugins = &route.plugins;
-    let mut caller = Caller::of(http, client_address(http), &plugins.headers);
-    if plugins.wants(Hook::HttpRequest)
-        && let Some(stop) = plugin_hooks::http_request(route, http, &mut caller).await
-    {
-        return answer_verdict(http, None, stop, false).await;
-    }
+    let caller = match plugin_hooks::caller(route, http, client_address(http)).await {
+        Ok(caller) => caller,
+        Err(stop) => return answer_verdict(http, None, stop, false).await,
+    };
     let method = http.req_header().method.clone();
     match (side, method) {
         (Side::Stream, http::Method::GET) => stream::open(gateway, route, http, connections, caller).await,

@@ -17,7 +17,7 @@
 
 use super::super::plugin_hooks::Caller;
 use super::super::respond;
-use super::super::streamable_http::{Outcome, Target as HookTarget, server_answer, server_message};
+use super::super::streamable_http::{Outcome, Target as HookTarget, server_answer, server_message, timed_out};
 use super::answer;
 use crate::mcp::era::{self, Envelope};
 use crate::mcp::errors::*;
@@ -127,12 +127,7 @@ pub(super) async fn relay(
             Ok(Event::Rejected(error)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &error.to_string())), 502),
             Err(_elapsed) => {
                 drop(call); // tells the server to cancel
-                let text = format!(
-                    "request timed out after {:?} (http.request_timeout); the server was told to cancel it",
-                    limits.request_timeout
-                );
-                tracing::warn!(server = %route.name, "{text}");
-                (Bytes::from(error_body(id, REQUEST_TIMEOUT, &text)), 504)
+                (timed_out(route, id), 504)
             }
         };
         send_last(http, streaming, status, payload).await?;

@@ -176,12 +176,7 @@ pub(super) async fn relay(
             }
             Err(_elapsed) => {
                 drop(call); // tells the server to cancel
-                let text = format!(
-                    "request timed out after {:?} (http.request_timeout); the server was told to cancel it",
-                    limits.request_timeout
-                );
-                tracing::warn!(server = %route.name, "{text}");
-                let payload = Bytes::from(error_body(id, REQUEST_TIMEOUT, &text));
+                let payload = timed_out(route, id);
                 out.last(http, extra, payload).await?;
                 return Ok(Relayed::Done(Outcome::Failed));
             }
@@ -319,4 +314,15 @@ fn preview(body: &[u8]) -> String {
         "" => "(no body)".into(),
         text => text.to_string(),
     }
+}
+
+/// The answer to a request that outlived `http.request_timeout` (its call
+/// has been dropped, which tells the server to cancel), logged.
+pub(crate) fn timed_out(route: &Route, id: Option<&RawValue>) -> Bytes {
+    let text = format!(
+        "request timed out after {:?} (http.request_timeout); the server was told to cancel it",
+        route.settings.http.request_timeout
+    );
+    tracing::warn!(server = %route.name, "{text}");
+    Bytes::from(error_body(id, REQUEST_TIMEOUT, &text))
 }
