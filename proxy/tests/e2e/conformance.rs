@@ -169,13 +169,15 @@ max_per_client = 100
     .await;
 }
 
-/// 2026-07-28 scenarios mcpd cannot pass yet: they need a tool's request to
-/// the client (elicitation, sampling, roots) turned into an
-/// `InputRequiredResult` and the client's retry with `inputResponses` fed
-/// back to the waiting server (multi round-trip requests), which the
-/// stateless bridge does not do (README, "Limits"). The fixture has no
-/// `test_input_required_result_*` tools for the same reason. Tasks
-/// (`tasks-*`) are an extension the requirements do not score.
+/// 2026-07-28 scenarios mcpd cannot pass yet. The bridge does turn a
+/// session-era server's request to the client (elicitation, sampling,
+/// roots) into an `InputRequiredResult` and feeds the retry's
+/// `inputResponses` back to the waiting server (README, "Protocol eras"),
+/// but under keys of its own (`elicitation`, `sampling`, `roots`), one
+/// request per round; these scenarios expect the keys their reference
+/// server names (`user_name`, `capital_question`…) and several requests in
+/// one result, and the fixture has no `test_input_required_result_*` tools.
+/// Tasks (`tasks-*`) are an extension the requirements do not score.
 const NOT_BRIDGED: &[&str] = &[
     "input-required-result-basic-elicitation",
     "input-required-result-basic-sampling",
