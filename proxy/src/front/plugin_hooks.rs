@@ -152,6 +152,18 @@ pub enum Filtered {
     Stop(Verdict),
 }
 
+/// Runs the request hook over the client's message in `bytes`, like
+/// [`message`]; a principal or scopes a plugin set there stay with `caller`,
+/// so the response hooks of this request see them too.
+pub async fn request(route: &Route, caller: &mut Caller, session: Option<&str>, bytes: Bytes) -> Filtered {
+    let (filtered, seen) = run(Hook::Request, route, caller, session, bytes, None).await;
+    if let Some(seen) = seen {
+        caller.principal = seen.principal;
+        caller.scopes = seen.scopes;
+    }
+    filtered
+}
+
 /// Runs `hook` over the message in `bytes`; rewrites it when a plugin
 /// changed its params (or result). `answering`: see [`view`].
 pub async fn message(
@@ -162,12 +174,24 @@ pub async fn message(
     bytes: Bytes,
     answering: Option<&Message<'_>>,
 ) -> Filtered {
+    run(hook, route, caller, session, bytes, answering).await.0
+}
+
+/// [`message`], and what the hooks saw (with their changes) when any ran.
+async fn run(
+    hook: Hook,
+    route: &Route,
+    caller: &Caller,
+    session: Option<&str>,
+    bytes: Bytes,
+    answering: Option<&Message<'_>>,
+) -> (Filtered, Option<McpMessage>) {
     let Ok(message) = Message::parse(&bytes) else {
-        return Filtered::Pass(bytes);
+        return (Filtered::Pass(bytes), None);
     };
     let method = message.method.as_deref().or(answering.and_then(|a| a.method.as_deref()));
     if !route.plugins.wants_message(hook, method) {
-        return Filtered::Pass(bytes);
+        return (Filtered::Pass(bytes), None);
     }
     let direction = match hook {
         Hook::Response => Direction::ServerToClient,
@@ -175,7 +199,7 @@ pub async fn message(
     };
     let mut seen = view(route, caller, session, direction, &message, answering);
     let original = seen.params.clone();
-    match route.plugins.on_message(hook, &mut seen).await {
+    let filtered = match route.plugins.on_message(hook, &mut seen).await {
         Verdict::Proceed if seen.params == original => Filtered::Pass(bytes.clone()),
         Verdict::Proceed => match seen.params.as_deref().map(|p| RawValue::from_string(p.to_string())) {
             Some(Ok(params)) => Filtered::Pass(Bytes::from(rebuild(&message, &params))),
@@ -185,7 +209,8 @@ pub async fn message(
             }
         },
         stop => Filtered::Stop(stop),
-    }
+    };
+    (filtered, Some(seen))
 }
 
 fn rebuild(message: &Message, params: &RawValue) -> Vec<u8> {

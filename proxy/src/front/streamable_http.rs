@@ -47,13 +47,13 @@ use std::sync::Arc;
 pub async fn serve(gateway: &Arc<Gateway>, route: &Arc<Route>, http: &mut ServerSession) -> pingora::Result<()> {
     // A client that hangs up must be noticed while we wait on the server.
     http.set_abort_on_close(true);
-    let caller = match plugin_hooks::caller(route, http, client_address(http)).await {
+    let mut caller = match plugin_hooks::caller(route, http, client_address(http)).await {
         Ok(caller) => caller,
         Err(stop) => return answer_verdict(http, None, stop, false).await,
     };
     let method = http.req_header().method.clone();
     match method {
-        Method::POST => post(gateway, route, http, &caller).await,
+        Method::POST => post(gateway, route, http, &mut caller).await,
         Method::GET => stream::get(gateway, route, http, &caller).await,
         Method::DELETE => stream::delete(gateway, route, http).await,
         _ => {
@@ -139,7 +139,7 @@ async fn post(
     gateway: &Arc<Gateway>,
     route: &Arc<Route>,
     http: &mut ServerSession,
-    caller: &Caller,
+    caller: &mut Caller,
 ) -> pingora::Result<()> {
     let Some(_in_flight) = gateway.begin_request() else {
         http.set_keepalive(None);
@@ -174,7 +174,7 @@ async fn post(
         false => body.clone(),
         true => {
             let session = header(http, SESSION_HEADER).map(str::to_owned);
-            match plugin_hooks::message(Hook::Request, route, caller, session.as_deref(), body.clone(), None).await {
+            match plugin_hooks::request(route, caller, session.as_deref(), body.clone()).await {
                 Filtered::Pass(bytes) => bytes,
                 Filtered::Stop(verdict) => {
                     let is_request = message.kind() == Kind::Request;

@@ -352,3 +352,25 @@ config = {{ deny_tools = ["echo"] }}
     assert_eq!(call("/listonly/mcp").await, 200, "the plugin never saw the tools/call");
     assert_eq!(call("/calls/mcp").await, 403, "the plugin saw it and denied it");
 }
+
+#[tokio::test]
+async fn a_principal_named_in_on_request_reaches_the_response_hooks() {
+    // The hostile plugin names the caller `named-late` in on-request (not in
+    // the HTTP hook); tool-policy shows `crash` only to that principal, when
+    // it filters the tools/list answer in its response hook.
+    let config = r#"
+[server.fx]
+command = "{server}"
+port = {port}
+[[server.fx.plugins]]
+path = "{plugins}/mcpd_hostile_plugin.wasm"
+config = { mode = "name" }
+[[server.fx.plugins]]
+path = "{plugins}/mcpd_tool_policy.wasm"
+config = { rules = [{ action = "allow", principals = ["named-late"], tools = ["*"] }, { action = "deny", tools = ["crash"] }, { action = "allow", tools = ["*"] }] }
+"#;
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert!(tools.iter().any(|t| t.name == "crash"), "the list was filtered as if nobody had been named");
+}

@@ -34,7 +34,7 @@ pub(super) async fn post(
     route: &Arc<Route>,
     http: &mut ServerSession,
     connections: &Connections,
-    caller: Caller,
+    mut caller: Caller,
 ) -> pingora::Result<()> {
     let Some(in_flight) = gateway.begin_request() else {
         http.set_keepalive(None);
@@ -58,8 +58,7 @@ pub(super) async fn post(
     let is_request = message.kind() == Kind::Request;
     let body = match route.plugins.wants(Hook::Request) {
         false => body.clone(),
-        true => match plugin_hooks::message(Hook::Request, route, &caller, Some(&session_id), body.clone(), None).await
-        {
+        true => match plugin_hooks::request(route, &mut caller, Some(&session_id), body.clone()).await {
             Filtered::Pass(bytes) => bytes,
             // A request's refusal is its answer, on the stream like any other.
             Filtered::Stop(Verdict::Reject(rejection)) if is_request => {
