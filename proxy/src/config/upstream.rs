@@ -51,6 +51,8 @@ pub struct HttpUpstreamSettings {
     /// Idle keep-alive connections kept per instance.
     pub pool_max_idle: usize,
     pub pool_idle_timeout: Duration,
+    /// Connections are not reused past this age; `None`: no limit.
+    pub pool_max_lifetime: Option<Duration>,
     pub connect_timeout: Duration,
     /// Extra CA certificates (PEM) trusted for `https` instances.
     pub ca_file: Option<PathBuf>,
@@ -172,7 +174,10 @@ pub(super) fn resolve(
             ("pool_max_idle", u.pool_max_idle.as_ref().map(|v| v.span())),
             ("ca_file", u.ca_file.as_ref().map(|v| v.span())),
         ];
-        let timing = u.health_check_interval.is_some() || u.pool_idle_timeout.is_some() || u.connect_timeout.is_some();
+        let timing = u.health_check_interval.is_some()
+            || u.pool_idle_timeout.is_some()
+            || u.pool_max_lifetime.is_some()
+            || u.connect_timeout.is_some();
         if let Some((k, span)) = http_only.into_iter().find(|(_, span)| span.is_some()) {
             return Err(check.error(span, key(&format!("upstream.{k}")), "only applies to HTTP upstreams"));
         }
@@ -276,6 +281,10 @@ pub(super) fn resolve(
             Some(n) => return Err(check.error(Some(n.span()), key("upstream.pool_max_idle"), "cannot be negative")),
         },
         pool_idle_timeout: nonzero(check, u.pool_idle_timeout, key("upstream.pool_idle_timeout"), 90)?,
+        pool_max_lifetime: match u.pool_max_lifetime {
+            None => None,
+            some => Some(nonzero(check, some, key("upstream.pool_max_lifetime"), 0)?),
+        },
         connect_timeout: nonzero(check, u.connect_timeout, key("upstream.connect_timeout"), 5)?,
         ca_file,
         supervised,

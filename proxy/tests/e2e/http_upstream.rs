@@ -631,3 +631,29 @@ async fn sessions_keep_their_instance_across_a_reload() {
         assert_eq!(&whoami_raw(&raw, session).await, &(200, name.clone()), "same session, same instance");
     }
 }
+
+#[tokio::test]
+async fn connections_are_reused_until_pool_max_lifetime() {
+    let upstream = Upstream::start("aged", &[]);
+    let urls = format!("url = {:?}", upstream.url("/mcp"));
+    // Health checks would open connections of their own; keep them away.
+    let config = format!(
+        "[server.fx]\n{urls}\nport = {{port}}\n[server.fx.upstream]\nhealth_check_interval = \"1h\"\npool_max_lifetime = \"300ms\"\n"
+    );
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    // One keep-alive client asks the fixture; its own connection counts once.
+    let probe = reqwest::Client::new();
+    let accepted = || async {
+        let text = probe.get(upstream.url("/connections")).send().await.expect("ask").text().await.expect("count");
+        text.parse::<u64>().expect("a number")
+    };
+    call(&client, "echo", json!({"text": "one"})).await.expect("echo");
+    let before = accepted().await;
+    call(&client, "echo", json!({"text": "two"})).await.expect("echo");
+    assert_eq!(accepted().await, before, "a young connection is reused");
+    // The limit itself is what is waited for here.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    call(&client, "echo", json!({"text": "three"})).await.expect("echo");
+    assert_eq!(accepted().await, before + 1, "past pool_max_lifetime a new connection is made");
+}

@@ -1,6 +1,11 @@
 //! The HTTP client mcpd reaches instances with: hyper's pooled client
 //! (keep-alive connections per instance, bounded idle pool), HTTP/1.1,
 //! rustls for `https` with the system's roots or the configured `ca_file`.
+//!
+//! `pool_max_lifetime`: hyper's pool has no age limit, so [`Generations`]
+//! replaces the whole client once it is that old. Requests from then on
+//! use the new one; the old pool's connections close as their requests
+//! end (the pool is gone), so no connection is reused past the limit.
 
 use crate::config::HttpUpstreamSettings;
 use bytes::Bytes;
@@ -9,6 +14,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::path::Path;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 pub type Client = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -37,6 +44,52 @@ pub fn build(settings: &HttpUpstreamSettings) -> Result<Client, String> {
         .pool_idle_timeout(settings.pool_idle_timeout)
         .pool_timer(hyper_util::rt::TokioTimer::new())
         .build(https))
+}
+
+/// The client, replaced by a fresh one every `max_lifetime` (if set).
+pub struct Generations {
+    settings: HttpUpstreamSettings,
+    current: RwLock<(Instant, Client)>,
+}
+
+impl Generations {
+    pub fn new(settings: &HttpUpstreamSettings) -> Result<Generations, String> {
+        let client = build(settings)?;
+        Ok(Generations { settings: settings.clone(), current: RwLock::new((Instant::now(), client)) })
+    }
+
+    /// The client to send with now.
+    pub fn client(&self) -> Client {
+        let Some(max) = self.settings.pool_max_lifetime else {
+            return self.read().1;
+        };
+        let (born, client) = self.read();
+        if born.elapsed() < max {
+            return client;
+        }
+        self.renew(born, max).unwrap_or(client)
+    }
+
+    fn read(&self) -> (Instant, Client) {
+        let current = self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (current.0, current.1.clone())
+    }
+
+    /// A new generation, unless another request made one since `seen`.
+    fn renew(&self, seen: Instant, max: Duration) -> Option<Client> {
+        let mut current = self.current.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current.0 == seen {
+            match build(&self.settings) {
+                Ok(client) => *current = (Instant::now(), client),
+                // The settings built a client before; keep it rather than fail requests.
+                Err(e) => {
+                    tracing::warn!("cannot renew the HTTP client after {max:?} (pool_max_lifetime): {e}");
+                    current.0 = Instant::now();
+                }
+            }
+        }
+        Some(current.1.clone())
+    }
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {

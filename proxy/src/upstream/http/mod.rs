@@ -46,7 +46,7 @@ pub struct HttpUpstream {
     pub settings: HttpUpstreamSettings,
     pub instances: Vec<Arc<Instance>>,
     balancer: Balancer,
-    client: client::Client,
+    client: client::Generations,
 }
 
 impl HttpUpstream {
@@ -56,7 +56,7 @@ impl HttpUpstream {
         let instances: Vec<_> = settings.urls.iter().map(|url| Instance::new(&name, url.clone(), legacy)).collect();
         let labels: Vec<String> = instances.iter().map(|i| i.label.clone()).collect();
         Ok(Arc::new(HttpUpstream {
-            client: client::build(settings)?,
+            client: client::Generations::new(settings)?,
             balancer: Balancer::new(&server.balance, &labels),
             server: name,
             settings: settings.clone(),
@@ -155,6 +155,6 @@ impl HttpUpstream {
     }
 
     pub(crate) fn send(&self, request: Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture {
-        self.client.request(request)
+        self.client.client().request(request)
     }
 }
