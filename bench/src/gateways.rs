@@ -110,6 +110,7 @@ pub async fn run(
     rounds: usize,
     budget: Budget,
     paths: &Paths,
+    plot: Option<(&std::path::Path, &str)>,
 ) -> anyhow::Result<()> {
     println!("| target | what it is |");
     println!("|---|---|");
@@ -152,6 +153,20 @@ pub async fn run(
         }
     }
     summary(&best, levels);
+    if let Some((path, about)) = plot {
+        let points: Vec<crate::plot::Point> = best
+            .iter()
+            .map(|r| crate::plot::Point {
+                target: r.target,
+                clients: r.clients,
+                rate: r.result.rate(),
+                p50_us: r.result.us(0.5),
+            })
+            .collect();
+        std::fs::write(path, crate::plot::svg(&points, levels, about))?;
+        println!();
+        println!("plot: {}", path.display());
+    }
     anyhow::ensure!(failed.is_empty(), "targets that failed: {}", failed.join(", "));
     Ok(())
 }

@@ -6,6 +6,9 @@
 //! - `gateways`: the fixture HTTP server directly, mcpd in front of the
 //!   stdio fixture server, and other gateways (supergateway, mcp-proxy) in
 //!   front of the same server, at 1, 16 and 64 clients, in one run.
+//! - `sessions`: mcpd's memory per idle session and per open SSE stream.
+//! - `sse-latency`: time from an HTTP server emitting an SSE event to the
+//!   client receiving it, directly and through mcpd.
 //! - `load`: the load generator alone, against any MCP endpoint.
 //!
 //! On a machine with two or more cores, mcpd (and the server it runs) is
@@ -13,10 +16,14 @@
 
 mod awake;
 mod chains;
+mod client;
 mod gateways;
 mod hooks;
 mod load;
+mod plot;
 mod procstat;
+mod sessions;
+mod sse_latency;
 mod targets;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +55,23 @@ enum Cmd {
     },
     /// Direct HTTP server vs mcpd vs other gateways (run bench/install-gateways.sh first).
     Gateways(GatewaysArgs),
+    /// mcpd's RSS growth per idle session and per open SSE stream.
+    Sessions {
+        /// Idle sessions, GET streams and legacy SSE connections to open.
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+    },
+    /// Progress-event latency through mcpd (HTTP upstream) vs directly.
+    SseLatency {
+        /// Events per round (one every --interval-ms).
+        #[arg(long, default_value_t = 500)]
+        events: u64,
+        #[arg(long, default_value_t = 2)]
+        interval_ms: u64,
+        /// Interleaved rounds per target.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Load an MCP endpoint: `--addr 127.0.0.1:8080 --path /mcp`.
     Load {
         #[arg(long)]
@@ -81,6 +105,9 @@ struct GatewaysArgs {
     /// Targets by name, comma-separated (default: all but those marked optional).
     #[arg(long, value_delimiter = ',')]
     targets: Vec<String>,
+    /// Also write an SVG plot of req/s and p50 against clients to FILE.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Where bench/install-gateways.sh installed the other gateways
     /// (default: $MCPD_BENCH_CACHE, else ~/.cache/mcpd-bench).
     #[arg(long)]
@@ -183,8 +210,16 @@ async fn hooks(iterations: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn targets_paths(cache: Option<PathBuf>) -> targets::Paths {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let cache = cache
+        .or_else(|| std::env::var_os("MCPD_BENCH_CACHE").map(PathBuf::from))
+        .unwrap_or_else(|| home.join(".cache/mcpd-bench"));
+    targets::Paths { bin: bin_dir(), cache, pin: cores() >= 2 }
+}
+
 async fn gateways(args: GatewaysArgs) -> anyhow::Result<()> {
-    let GatewaysArgs { clients: mut levels, seconds, mut rounds, no_spin, smoke, targets: names, cache } = args;
+    let GatewaysArgs { clients: mut levels, seconds, mut rounds, no_spin, smoke, targets: names, cache, plot } = args;
     let spin = match no_spin {
         true => "idle cores may halt",
         false => {
@@ -205,11 +240,7 @@ async fn gateways(args: GatewaysArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?,
     };
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    let cache = cache
-        .or_else(|| std::env::var_os("MCPD_BENCH_CACHE").map(PathBuf::from))
-        .unwrap_or_else(|| home.join(".cache/mcpd-bench"));
-    let paths = targets::Paths { bin: bin_dir(), cache, pin: cores() >= 2 };
+    let paths = targets_paths(cache);
     let budget = match smoke {
         true => {
             levels.retain(|&n| n <= 16);
@@ -230,9 +261,10 @@ async fn gateways(args: GatewaysArgs) -> anyhow::Result<()> {
         Some(n) => format!("{n} requests per run"),
         None => format!("{seconds} s per run after 1 s warm-up, {rounds} interleaved rounds"),
     };
-    println!("tools/call echo; {amount}; {} cores, {pinning}; {spin}", cores());
+    let about = format!("tools/call echo; {amount}; {} cores, {pinning}; {spin}", cores());
+    println!("{about}");
     println!();
-    gateways::run(&chosen, &levels, rounds, budget, &paths).await
+    gateways::run(&chosen, &levels, rounds, budget, &paths, plot.as_deref().map(|p| (p, about.as_str()))).await
 }
 
 fn main() -> anyhow::Result<()> {
@@ -246,6 +278,10 @@ fn main() -> anyhow::Result<()> {
             Cmd::Hooks { iterations } => hooks(iterations).await,
             Cmd::Plugins { clients, seconds } => chains::run(clients, seconds, cores()).await,
             Cmd::Gateways(args) => gateways(args).await,
+            Cmd::Sessions { n } => sessions::run(n).await,
+            Cmd::SseLatency { events, interval_ms, rounds } => {
+                sse_latency::run(events, interval_ms, rounds, &targets_paths(None)).await
+            }
             Cmd::Load { addr, path, clients, seconds } => {
                 let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
                 let r = load::run(addr, &path, clients, budget).await?;

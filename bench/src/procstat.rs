@@ -39,10 +39,19 @@ fn stat(pid: u32) -> Option<Stat> {
     Some(Stat { ppid: field(4)? as u32, own: field(14)? + field(15)?, children: field(16)? + field(17)? })
 }
 
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 fn hwm_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap_or("");
-    line.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)
+    status_kb(pid, "VmHWM:").unwrap_or(0)
+}
+
+/// The current resident set of `pid` (`VmRSS`), KiB; None if it is gone.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    status_kb(pid, "VmRSS:")
 }
 
 /// The live processes under `roots`, roots included.

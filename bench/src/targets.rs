@@ -57,12 +57,12 @@ pub const TARGETS: &[Target] = &[
         default: true,
         about: "mcpd → a stdio process per session",
     },
-    // mcpd refuses HTTP upstreams ("not supported yet"); once it serves them, set default: true.
+    // HTTP upstreams need client sessions (one client session is one upstream session).
     Target {
         name: "mcpd-http",
-        kind: Kind::Mcpd { upstream: Upstream::Http, sessions: false },
-        default: false,
-        about: "mcpd → fixtures/http-server",
+        kind: Kind::Mcpd { upstream: Upstream::Http, sessions: true },
+        default: true,
+        about: "mcpd → fixtures/http-server (a session on it per client session)",
     },
     Target {
         name: "supergateway",
@@ -222,7 +222,9 @@ fn mcpd_config(port: u16, upstream: &str, is_url: bool, sessions: bool) -> Strin
         true => format!("url = \"{upstream}\""),
         false => format!("command = \"{upstream}\""),
     };
-    let mode = match sessions {
+    // `[server.X.pool]` is for stdio servers only, and HTTP upstreams refuse
+    // `session.enabled = false`: their sessions map one to one.
+    let mode = match sessions || is_url {
         true => "[server.bench.session]\nenabled = true\nmax_per_client = 1000\n",
         false => "[server.bench.session]\nenabled = false\n[server.bench.pool]\nsize = 1\n",
     };
