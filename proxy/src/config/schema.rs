@@ -190,6 +190,8 @@ pub struct RawUpstream {
     /// Idle keep-alive connections kept per instance.
     pub pool_max_idle: Option<Spanned<i64>>,
     pub pool_idle_timeout: Option<HumanDuration>,
+    /// Speak HTTP/2 to the instances (h2c for `http://`, ALPN for `https://`).
+    pub http2: Option<Spanned<bool>>,
     /// Connections older than this are not reused (default: no limit).
     pub pool_max_lifetime: Option<HumanDuration>,
     pub connect_timeout: Option<HumanDuration>,

@@ -51,6 +51,8 @@ pub struct HttpUpstreamSettings {
     /// Idle keep-alive connections kept per instance.
     pub pool_max_idle: usize,
     pub pool_idle_timeout: Duration,
+    /// HTTP/2 only (prior knowledge over `http://`, ALPN over `https://`).
+    pub http2: bool,
     /// Connections are not reused past this age; `None`: no limit.
     pub pool_max_lifetime: Option<Duration>,
     pub connect_timeout: Duration,
@@ -172,6 +174,7 @@ pub(super) fn resolve(
             ("forward_headers", u.forward_headers.first().map(|v| v.span())),
             ("headers", u.headers.values().next().map(|v| v.span())),
             ("pool_max_idle", u.pool_max_idle.as_ref().map(|v| v.span())),
+            ("http2", u.http2.as_ref().map(|v| v.span())),
             ("ca_file", u.ca_file.as_ref().map(|v| v.span())),
         ];
         let timing = u.health_check_interval.is_some()
@@ -281,6 +284,7 @@ pub(super) fn resolve(
             Some(n) => return Err(check.error(Some(n.span()), key("upstream.pool_max_idle"), "cannot be negative")),
         },
         pool_idle_timeout: nonzero(check, u.pool_idle_timeout, key("upstream.pool_idle_timeout"), 90)?,
+        http2: u.http2.as_ref().is_some_and(|v| *v.get_ref()),
         pool_max_lifetime: match u.pool_max_lifetime {
             None => None,
             some => Some(nonzero(check, some, key("upstream.pool_max_lifetime"), 0)?),

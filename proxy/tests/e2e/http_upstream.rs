@@ -657,3 +657,16 @@ async fn connections_are_reused_until_pool_max_lifetime() {
     call(&client, "echo", json!({"text": "three"})).await.expect("echo");
     assert_eq!(accepted().await, before + 1, "past pool_max_lifetime a new connection is made");
 }
+
+#[tokio::test]
+async fn http2_instances_are_reached_over_http2() {
+    // The instance speaks HTTP/2 only: an HTTP/1.1 request would fail.
+    let upstream = Upstream::start("h2", &["--http2"]);
+    let urls = format!("url = {:?}", upstream.url("/mcp"));
+    let mcpd = Mcpd::start(&config(&urls, "http2 = true"), &["/health"]).await;
+    let (client, _) = connect(&mcpd.url("/mcp")).await;
+    let answer = call(&client, "whoami", json!({})).await.expect("whoami over HTTP/2");
+    assert_eq!(text_of(&answer), "h2");
+    let answer = call(&client, "echo", json!({"text": "multiplexed"})).await.expect("echo over HTTP/2");
+    assert_eq!(text_of(&answer), "multiplexed");
+}

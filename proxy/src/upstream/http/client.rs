@@ -1,6 +1,6 @@
 //! The HTTP client mcpd reaches instances with: hyper's pooled client
-//! (keep-alive connections per instance, bounded idle pool), HTTP/1.1,
-//! rustls for `https` with the system's roots or the configured `ca_file`.
+//! (keep-alive connections per instance, bounded idle pool), HTTP/1.1 or
+//! (`http2 = true`) HTTP/2 only, rustls for `https` with the system's roots or the configured `ca_file`.
 //!
 //! `pool_max_lifetime`: hyper's pool has no age limit, so [`Generations`]
 //! replaces the whole client once it is that old. Requests from then on
@@ -38,11 +38,16 @@ pub fn build(settings: &HttpUpstreamSettings) -> Result<Client, String> {
             builder.with_tls_config(tls)
         }
     };
-    let https = builder.https_or_http().enable_http1().wrap_connector(connector);
+    let builder = builder.https_or_http();
+    let https = match settings.http2 {
+        true => builder.enable_http2().wrap_connector(connector),
+        false => builder.enable_http1().wrap_connector(connector),
+    };
     Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(settings.pool_max_idle)
         .pool_idle_timeout(settings.pool_idle_timeout)
         .pool_timer(hyper_util::rt::TokioTimer::new())
+        .http2_only(settings.http2)
         .build(https))
 }
 
