@@ -14,7 +14,7 @@ pub struct Point {
 }
 
 const COLORS: &[&str] = &["#222222", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"];
-const W: f64 = 980.0;
+const W: f64 = 1060.0;
 const H: f64 = 430.0;
 const PANEL_W: f64 = 330.0;
 const TOP: f64 = 50.0;
