@@ -167,18 +167,25 @@ pub type ToolSchemas = (std::time::Instant, Arc<std::collections::HashMap<String
 
 /// A call whose server asked the client something (sampling, elicitation,
 /// roots): it waits, upstream, for the client to retry its request with
-/// the answer (`inputResponses`), at most until `expires`. Dropping it
+/// the answers (`inputResponses`), at most until `expires`. Dropping it
 /// cancels the request upstream.
 pub struct Parked {
     pub call: Call,
     pub target: Target,
-    /// The server's request, as mcpd relayed it (its id is the one to answer).
-    pub request: Bytes,
-    /// The key of that request in the client's `inputRequests`.
-    pub key: String,
+    /// The server's requests still unanswered, each under its key in the
+    /// client's `inputRequests` (at least one).
+    pub asked: Vec<Asked>,
     /// The client request being served (its retry must be the same method).
     pub method: String,
     pub expires: std::time::Instant,
+}
+
+/// One request a bridged server sent the client during a call.
+pub struct Asked {
+    /// Its key in the client's `inputRequests` / `inputResponses`.
+    pub key: String,
+    /// The server's request, as mcpd relayed it (its id is the one to answer).
+    pub request: Bytes,
 }
 
 impl Bridge {

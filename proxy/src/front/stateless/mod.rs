@@ -150,7 +150,9 @@ pub(super) async fn post(
 }
 
 /// A retry that brings the input a parked call's server asked for: the
-/// answer goes upstream and the call's relay goes on in this response.
+/// answers go upstream and the call's relay goes on in this response.
+/// Requests the retry does not answer are asked again (the call stays
+/// parked); keys nobody asked for are ignored.
 async fn resume(
     route: &Arc<Route>,
     http: &mut ServerSession,
@@ -165,16 +167,25 @@ async fn resume(
         let text = "requestState is unknown, expired, already used, or was altered; send the request again without it";
         return respond::rpc_error(http, 400, id, INVALID_PARAMS, text, &[]).await;
     };
-    let Some(input) = envelope.params.get("inputResponses").and_then(|r| r.get(&parked.key)) else {
-        // Not what the server asked for: ask again.
+    let mut parked = parked;
+    let responses = envelope.params.get("inputResponses");
+    let (answered, missing): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut parked.asked).into_iter().partition(|a| responses.and_then(|r| r.get(&a.key)).is_some());
+    for asked in answered {
+        let Some(input) = responses.and_then(|r| r.get(&asked.key)) else { continue };
+        let Ok(request) = Message::parse(&asked.request) else {
+            return respond::rpc_error(http, 500, id, INTERNAL_ERROR, "a parked server request is unreadable", &[])
+                .await;
+        };
+        let outcome = serde_json::json!({ "result": input }).to_string();
+        relay::reply(&parked.target, &request, &outcome).await;
+    }
+    if !missing.is_empty() {
+        // Not all the server asked for: ask again for the rest.
+        parked.asked = missing;
         let body = relay::input_required(route, parked, id);
         return respond::json(http, 200, &[], body).await;
-    };
-    let Ok(request) = Message::parse(&parked.request) else {
-        return respond::rpc_error(http, 500, id, INTERNAL_ERROR, "a parked server request is unreadable", &[]).await;
-    };
-    let outcome = serde_json::json!({ "result": input }).to_string();
-    relay::reply(&parked.target, &request, &outcome).await;
+    }
     let server_info = parked.target.init().and_then(answer::server_info);
     let exchange = Exchange { message, envelope, caller, target: &parked.target, server_info };
     match relay::relay(http, route, parked.call, &exchange).await? {

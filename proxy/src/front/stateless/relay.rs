@@ -12,8 +12,11 @@
 //! a capability the client did not declare ends the call with -32021; one
 //! the client declared becomes an `InputRequiredResult` (multi round-trip
 //! requests): the call waits upstream ([`crate::upstream::bridge::Parked`])
-//! until the client retries with the answer and the `requestState` that
-//! names it, and its relay goes on in the retry's response.
+//! until the client retries with the answers and the `requestState` that
+//! names it, and its relay goes on in the retry's response. Requests the
+//! server sends back to back (within [`GATHER`] of each other) are asked
+//! in one result, each under the key the server named in its `_meta`
+//! ([`INPUT_KEY`]) or, without one, under the capability's name.
 
 use super::super::plugin_hooks::Caller;
 use super::super::respond;
@@ -23,11 +26,22 @@ use crate::mcp::era::{self, Envelope};
 use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::route::Route;
-use crate::upstream::bridge::{Parked, Target};
+use crate::upstream::bridge::{Asked, Parked, Target};
 use crate::upstream::{Call, Event, UpstreamError};
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use serde_json::Value;
+use std::time::Duration;
+
+/// The `_meta` key in a session-era server's request to the client that
+/// names the request in the stateless client's `inputRequests` (mcpd's
+/// own convention; the session era has no such keys).
+pub(super) const INPUT_KEY: &str = "dev.mcpd/inputKey";
+
+/// How long after a server's request to the client mcpd waits for more
+/// requests from the same call, to ask them all in one result (a server
+/// that needs several answers at once sends its requests back to back).
+const GATHER: Duration = Duration::from_millis(50);
 
 /// One stateless request being answered.
 pub(super) struct Exchange<'a> {
@@ -62,9 +76,14 @@ pub(super) async fn relay(
     let deadline = tokio::time::Instant::now() + limits.request_timeout;
     let hooks = HookTarget { caller: exchange.caller, session: None, outbox: None, request: Some(exchange.message) };
     let mut streaming = false;
+    // The server's requests to the client gathered so far, and until when
+    // more may join them.
+    let mut asked: Vec<Asked> = Vec::new();
+    let mut gather_until: Option<tokio::time::Instant> = None;
     loop {
+        let until = gather_until.map_or(deadline, |g| g.min(deadline));
         let event = tokio::select! {
-            event = tokio::time::timeout_at(deadline, call.next()) => event,
+            event = tokio::time::timeout_at(until, call.next()) => event,
             _ = http.read_body_or_idle(true) => {
                 tracing::debug!(target: "mcpd::access", server = %route.name, "stateless client closed its stream; cancelling upstream request");
                 return Ok(Relayed::Done);
@@ -77,18 +96,10 @@ pub(super) async fn relay(
                         Sent::Pass(bytes) => bytes,
                         Sent::Drop => continue,
                         Sent::Input { key } => {
-                            let parked = Parked {
-                                call,
-                                target: exchange.target.clone(),
-                                request: bytes,
-                                key,
-                                method: exchange.message.method().to_owned(),
-                                expires: std::time::Instant::now() + limits.request_timeout,
-                            };
-                            let body = input_required(route, parked, id);
-                            let (body, _) = server_answer(route, &hooks, id, body, Outcome::Answered).await;
-                            send_last(http, streaming, 200, body).await?;
-                            return Ok(Relayed::Done);
+                            let key = unique(&asked, key);
+                            asked.push(Asked { key, request: bytes });
+                            gather_until = Some(tokio::time::Instant::now() + GATHER);
+                            continue;
                         }
                         Sent::Stop(refusal) => {
                             drop(call); // cancels the request upstream
@@ -125,6 +136,21 @@ pub(super) async fn relay(
             Ok(Event::Failed(reason)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &reason)), 502),
             Ok(Event::Rejected(error)) if !streaming => return Ok(Relayed::Rejected(error)),
             Ok(Event::Rejected(error)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &error.to_string())), 502),
+            // The server asked the client something and sent nothing more
+            // for a while: ask the client, the call waits upstream.
+            Err(_elapsed) if !asked.is_empty() => {
+                let parked = Parked {
+                    call,
+                    target: exchange.target.clone(),
+                    asked,
+                    method: exchange.message.method().to_owned(),
+                    expires: std::time::Instant::now() + limits.request_timeout,
+                };
+                let body = input_required(route, parked, id);
+                let (body, _) = server_answer(route, &hooks, id, body, Outcome::Answered).await;
+                send_last(http, streaming, 200, body).await?;
+                return Ok(Relayed::Done);
+            }
             Err(_elapsed) => {
                 drop(call); // tells the server to cancel
                 (timed_out(route, id), 504)
@@ -145,19 +171,46 @@ async fn send_last(http: &mut ServerSession, streaming: bool, status: u16, paylo
     }
 }
 
+/// `key`, or `key-2`, `key-3`… when an earlier request already has it.
+fn unique(asked: &[Asked], key: String) -> String {
+    let taken = |k: &str| asked.iter().any(|a| a.key == k);
+    if !taken(&key) {
+        return key;
+    }
+    (2..).map(|n| format!("{key}-{n}")).find(|k| !taken(k)).unwrap_or(key)
+}
+
+/// The key a server named for its request ([`INPUT_KEY`] in its `_meta`).
+fn named_key(request: &Message<'_>) -> Option<String> {
+    let params: Value = serde_json::from_str(request.params?.get()).ok()?;
+    let key = params.get("_meta")?.get(INPUT_KEY)?.as_str()?;
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
 /// Parks `parked` and returns the `InputRequiredResult` that asks the
 /// client for what its server asked (`id`: the request it answers).
 pub(super) fn input_required(route: &Route, parked: Parked, id: Option<&serde_json::value::RawValue>) -> Bytes {
-    let request: Value = serde_json::from_slice(&parked.request).unwrap_or_default();
-    let mut ask = serde_json::json!({"method": request["method"]});
-    if let Some(params) = request.get("params") {
-        ask["params"] = params.clone();
+    let mut requests = serde_json::Map::new();
+    for asked in &parked.asked {
+        let request: Value = serde_json::from_slice(&asked.request).unwrap_or_default();
+        let mut ask = serde_json::json!({"method": request["method"]});
+        if let Some(params) = request.get("params") {
+            let mut params = params.clone();
+            // mcpd's key convention is between the server and mcpd.
+            if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+                meta.remove(INPUT_KEY);
+                if meta.is_empty() {
+                    params.as_object_mut().map(|p| p.remove("_meta"));
+                }
+            }
+            ask["params"] = params;
+        }
+        requests.insert(asked.key.clone(), ask);
     }
-    let key = parked.key.clone();
     let token = route.bridge.park(parked);
     let result = serde_json::json!({
         "resultType": "input_required",
-        "inputRequests": { key: ask },
+        "inputRequests": requests,
         "requestState": token,
     });
     let result = serde_json::value::to_raw_value(&result).expect("a Value serializes");
@@ -168,8 +221,9 @@ pub(super) fn input_required(route: &Route, parked: Parked, id: Option<&serde_js
 enum Sent {
     Pass(Bytes),
     Drop,
-    /// The server asked the client something it can answer: ask it with
-    /// an `InputRequiredResult` under this key.
+    /// The server asked the client something it can answer: ask it (with
+    /// whatever else it asks right after) with an `InputRequiredResult`,
+    /// under this key.
     Input {
         key: String,
     },
@@ -230,7 +284,7 @@ async fn server_request(exchange: &Exchange<'_>, request: &Message<'_>) -> Sent 
     // Only these requests may answer with an InputRequiredResult.
     let retryable = matches!(exchange.message.method(), "tools/call" | "prompts/get" | "resources/read");
     if retryable && exchange.envelope.has_capability(needs) {
-        return Sent::Input { key: needs.to_owned() };
+        return Sent::Input { key: named_key(request).unwrap_or_else(|| needs.to_owned()) };
     }
     let (code, text) = match exchange.envelope.has_capability(needs) {
         false => (
