@@ -309,9 +309,8 @@ config = { api_keys = [{ name = "ci-bot", sha256 = "not-a-hash" }] }
     assert!(!status.success(), "mcpd must not serve with a plugin that refuses its config");
     let why = "cannot start: invalid plugin config at `api_keys[0].sha256`: must be the key's SHA-256";
     // The log reader may still be draining stderr after the exit.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !log.lock().unwrap().iter().any(|line| line.contains(why)) {
-        assert!(std::time::Instant::now() < deadline, "no {why:?} in: {:?}", log.lock().unwrap());
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(why, std::time::Duration::from_secs(5), || async {
+        log.lock().unwrap().iter().any(|line| line.contains(why)).then_some(())
+    })
+    .await;
 }

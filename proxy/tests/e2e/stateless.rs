@@ -268,8 +268,11 @@ async fn replicas_and_http_instances_are_bridged_too() {
         body[0]["result"]["structuredContent"]["session_id"].as_str().map(str::to_owned).expect("an upstream session")
     };
     assert_eq!(session().await, session().await, "stateless requests share the session mcpd keeps upstream");
-    let log = mcpd.log_text();
-    assert!(log.contains("opened an upstream session for stateless clients"), "{log}");
+    // The log reader thread may not have the line yet.
+    eventually("the log says the upstream session was opened", Duration::from_secs(5), || async {
+        mcpd.log_text().contains("opened an upstream session for stateless clients").then_some(())
+    })
+    .await;
 
     // An instance that forgets the session (here: restarted) gets a new one,
     // and the request that found out is sent again: the client sees nothing.
