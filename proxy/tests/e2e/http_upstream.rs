@@ -670,3 +670,56 @@ async fn http2_instances_are_reached_over_http2() {
     let answer = call(&client, "echo", json!({"text": "multiplexed"})).await.expect("echo over HTTP/2");
     assert_eq!(text_of(&answer), "multiplexed");
 }
+
+/// mcpd's resident memory, in bytes.
+fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.trim().strip_suffix("kB"));
+    kib.and_then(|v| v.trim().parse::<u64>().ok()).expect("VmRSS") * 1024
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_holds_the_instance_back_not_mcpds_memory() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = Upstream::start("bp", &["--sse"]);
+    let urls = format!("url = {:?}", upstream.url("/mcp"));
+    let mcpd = Mcpd::start(&config(&urls, ""), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    let probe = reqwest::Client::new();
+    let sent = || async {
+        let text = probe.get(upstream.url("/events-sent")).send().await.expect("ask").text().await.expect("n");
+        text.parse::<u64>().expect("a number")
+    };
+    // 4000 notifications of 16 KiB (64 MiB) asked for by a client that
+    // sends its request and never reads a byte of the answer.
+    let (count, pad) = (4000u64, 16384u64);
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "slow_stream",
+        "arguments": {"count": count, "interval_ms": 0, "pad": pad}, "_meta": {"progressToken": "bp"}}})
+    .to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-type: application/json\r\naccept: {ACCEPT_BOTH}\r\nmcp-session-id: {session}\r\nmcp-protocol-version: 2025-11-25\r\ncontent-length: {}\r\n\r\n{body}",
+        mcpd.port,
+        body.len()
+    );
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", mcpd.port)).await.expect("connect");
+    stalled.write_all(request.as_bytes()).await.expect("send the request");
+    // Wait until the flow stops: socket buffers and mcpd's bounded buffers
+    // are full and the instance's writes block.
+    // Sampling is the only way to see a flow stop.
+    let mut last = u64::MAX;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let held_at = loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = sent().await;
+        if now == last && now > 0 {
+            break now;
+        }
+        last = now;
+        assert!(std::time::Instant::now() < deadline, "the stream never stopped flowing ({now} sent)");
+    };
+    assert!(held_at < count, "every notification was taken although nobody read them");
+    let rss = rss_of(mcpd.child.id());
+    assert!(rss < 64 << 20, "mcpd holds {} MiB for a client that reads nothing", rss >> 20);
+    drop(stalled);
+}
