@@ -5,6 +5,7 @@
 //! `config` turns `mcpd.toml` into settings; `gateway` holds the shared state;
 //! `serve` wires it all into a running Pingora server.
 
+pub mod body;
 pub mod config;
 pub mod front;
 pub mod gateway;

@@ -12,7 +12,7 @@ use super::streamable_http::header;
 use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Message, ParseError};
 use crate::route::Route;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -84,26 +84,11 @@ async fn too_large(http: &mut ServerSession, limit: u64) -> pingora::Result<()> 
 
 /// The whole request body, or `None` when it exceeds `limit` bytes.
 async fn read_body(http: &mut ServerSession, limit: u64) -> pingora::Result<Option<Bytes>> {
-    let mut first: Option<Bytes> = None;
-    let mut rest = BytesMut::new();
+    let mut body = crate::body::Collected::default();
     while let Some(chunk) = http.read_request_body().await? {
-        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if (so_far + chunk.len()) as u64 > limit {
+        if !body.push(chunk, limit) {
             return Ok(None);
         }
-        match &first {
-            None => first = Some(chunk),
-            Some(_) => rest.extend_from_slice(&chunk),
-        }
     }
-    Ok(Some(match (first, rest.is_empty()) {
-        (Some(first), true) => first,
-        (Some(first), false) => {
-            let mut all = BytesMut::with_capacity(first.len() + rest.len());
-            all.extend_from_slice(&first);
-            all.extend_from_slice(&rest);
-            all.freeze()
-        }
-        (None, _) => Bytes::new(),
-    }))
+    Ok(Some(body.finish()))
 }

@@ -269,19 +269,24 @@ impl Raw {
     /// Sends one request and returns (status, JSON body or SSE events' JSON).
     pub async fn rpc(&self, session: Option<&str>, body: Value) -> (u16, Vec<Value>) {
         let response = self.post(session, body.to_string()).send().await.expect("POST");
-        let status = response.status().as_u16();
-        let sse = response
-            .headers()
-            .get("content-type")
-            .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"));
-        let text = response.text().await.unwrap_or_default();
-        let messages = match sse {
-            true => sse_data(&text),
-            false if text.is_empty() => vec![],
-            false => vec![serde_json::from_str(&text).expect("JSON body")],
-        };
-        (status, messages)
+        messages_of(response).await
     }
+}
+
+/// Status and the JSON-RPC messages of an answer (one JSON body or SSE events).
+pub async fn messages_of(response: reqwest::Response) -> (u16, Vec<Value>) {
+    let status = response.status().as_u16();
+    let sse = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"));
+    let text = response.text().await.unwrap_or_default();
+    let messages = match sse {
+        true => sse_data(&text),
+        false if text.is_empty() => vec![],
+        false => vec![serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))],
+    };
+    (status, messages)
 }
 
 pub const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{}},"clientInfo":{"name":"raw","version":"1"}}}"#;

@@ -47,19 +47,8 @@ pub fn modern(raw: &Raw, id: u64, method: &str, mut params: Value, extra: &[(&st
 /// Status and the JSON-RPC messages of an answer (JSON or SSE).
 pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Vec<Value>) {
     let response = request.send().await.expect("POST");
-    let status = response.status().as_u16();
     assert!(response.headers().get("mcp-session-id").is_none(), "the stateless era has no sessions");
-    let sse = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|c| c.to_str().unwrap_or("").starts_with("text/event-stream"));
-    let text = response.text().await.unwrap_or_default();
-    let messages = match sse {
-        true => sse_data(&text),
-        false if text.is_empty() => vec![],
-        false => vec![serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text}"))],
-    };
-    (status, messages)
+    messages_of(response).await
 }
 
 async fn call_echo(raw: &Raw, id: u64, text: &str) -> (u16, Vec<Value>) {

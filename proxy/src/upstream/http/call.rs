@@ -16,7 +16,7 @@ use super::client::describe;
 use super::instance::{InFlight, Instance};
 use super::sse::SseParser;
 use crate::mcp::jsonrpc::{self, Kind, Message};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -255,28 +255,13 @@ fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
 
 /// The whole body, up to `limit` bytes; one frame is passed on without a copy.
 pub(super) async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, String> {
-    let mut first: Option<Bytes> = None;
-    let mut rest = BytesMut::new();
+    let mut collected = crate::body::Collected::default();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| describe(&e))?;
         let Ok(data) = frame.into_data() else { continue };
-        let so_far = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if so_far + data.len() > limit {
+        if !collected.push(data, limit as u64) {
             return Err(format!("the answer is larger than {limit} bytes"));
         }
-        match &first {
-            None => first = Some(data),
-            Some(_) => rest.extend_from_slice(&data),
-        }
     }
-    Ok(match (first, rest.is_empty()) {
-        (Some(first), true) => first,
-        (Some(first), false) => {
-            let mut all = BytesMut::with_capacity(first.len() + rest.len());
-            all.extend_from_slice(&first);
-            all.extend_from_slice(&rest);
-            all.freeze()
-        }
-        (None, _) => Bytes::new(),
-    })
+    Ok(collected.finish())
 }
