@@ -116,23 +116,29 @@ fn label_values(labels: &[(String, String)]) -> Vec<&str> {
 
 /// Adds `value` to a plugin's own counter.
 pub fn plugin_counter(plugin: &str, name: &str, labels: &[(String, String)], value: u64) {
-    let make = |full: &str, keys: &[&str]| CounterVec::new(Opts::new(full, format!("Plugin metric {name}")), keys);
-    if let Some(counter) = plugin_vec(&PLUGIN_COUNTERS, plugin, name, labels, make) {
-        if let Ok(c) = counter.get_metric_with_label_values(&label_values(labels)) {
-            c.inc_by(value as f64);
-        }
+    if let Some(counter) = plugin_counter_series(plugin, name, labels) {
+        counter.inc_by(value as f64);
     }
+}
+
+/// One series of a plugin's own counter (created on first use).
+pub fn plugin_counter_series(plugin: &str, name: &str, labels: &[(String, String)]) -> Option<prometheus::Counter> {
+    let make = |full: &str, keys: &[&str]| CounterVec::new(Opts::new(full, format!("Plugin metric {name}")), keys);
+    plugin_vec(&PLUGIN_COUNTERS, plugin, name, labels, make)?.get_metric_with_label_values(&label_values(labels)).ok()
 }
 
 /// Records `value` in a plugin's own histogram.
 pub fn plugin_histogram(plugin: &str, name: &str, labels: &[(String, String)], value: f64) {
+    if let Some(histogram) = plugin_histogram_series(plugin, name, labels) {
+        histogram.observe(value);
+    }
+}
+
+/// One series of a plugin's own histogram (created on first use).
+pub fn plugin_histogram_series(plugin: &str, name: &str, labels: &[(String, String)]) -> Option<prometheus::Histogram> {
     let make =
         |full: &str, keys: &[&str]| HistogramVec::new(HistogramOpts::new(full, format!("Plugin metric {name}")), keys);
-    if let Some(histogram) = plugin_vec(&PLUGIN_HISTOGRAMS, plugin, name, labels, make) {
-        if let Ok(h) = histogram.get_metric_with_label_values(&label_values(labels)) {
-            h.observe(value);
-        }
-    }
+    plugin_vec(&PLUGIN_HISTOGRAMS, plugin, name, labels, make)?.get_metric_with_label_values(&label_values(labels)).ok()
 }
 
 /// The registry in Prometheus text format.

@@ -34,7 +34,7 @@ macro_rules! export_plugin {
 
             // Only wasm has a use for the exports. A native build (the
             // plugin's unit tests) must not emit them: native linkers
-            // reject names like `mcpd:plugin/hooks@0.1.0#describe`.
+            // reject names like `mcpd:plugin/hooks@0.2.0#describe`.
             #[cfg(target_arch = "wasm32")]
             $crate::bindings::__export_hooks!(McpdPluginExport with_types_in $crate::bindings);
             // Natively, refer to the hooks so the plugin's code does not
@@ -111,8 +111,10 @@ impl<E: Export> Guest for E {
     fn describe() -> Result<Info, String> {
         // Build the instance now, so a bad config or a slow start stops the
         // load rather than showing on the first request.
-        E::with_state(|state| state.start(E::Plugin::new))?;
-        Ok(E::Plugin::info())
+        E::with_state(|state| {
+            state.start(E::Plugin::new)?;
+            Ok(state.ready().map_or_else(E::Plugin::info, |plugin| plugin.describe()))
+        })
     }
 
     fn on_http_request(request: HttpRequest) -> Decision {

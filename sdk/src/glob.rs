@@ -18,8 +18,20 @@ impl Glob {
         Glob { pattern: pattern.chars().collect() }
     }
 
+    /// The pattern as text when it has no wildcard (it matches only itself).
+    pub fn literal(&self) -> Option<String> {
+        (!self.pattern.iter().any(|c| matches!(c, '*' | '?'))).then(|| self.pattern.iter().collect())
+    }
+
     /// Whether `text` matches the whole pattern.
     pub fn matches(&self, text: &str) -> bool {
+        // The common patterns, without collecting `text` into characters.
+        if self.pattern == ['*'] {
+            return true;
+        }
+        if !self.pattern.iter().any(|c| matches!(c, '*' | '?')) {
+            return self.pattern.iter().copied().eq(text.chars());
+        }
         let text: Vec<char> = text.chars().collect();
         let pattern = &self.pattern;
         // Greedy scan with one backtrack point (the last `*`): linear in

@@ -6,7 +6,7 @@
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use crate::bindings::mcpd::plugin::host::{
-    counter_add, get_config, histogram_observe, log, monotonic_nanos, now_millis,
+    counter_series, get_config, histogram_series, log, monotonic_nanos, now_millis, series_add, series_observe,
 };
 #[cfg(target_arch = "wasm32")]
 pub(crate) use crate::bindings::mcpd::plugin::store;
@@ -57,9 +57,17 @@ mod native {
         eprintln!("[plugin {level:?}] {message}");
     }
 
-    pub fn counter_add(_name: &str, _labels: &[(String, String)], _value: u64) {}
+    pub fn counter_series(_name: &str, _labels: &[(String, String)]) -> Option<u32> {
+        None
+    }
 
-    pub fn histogram_observe(_name: &str, _labels: &[(String, String)], _value: f64) {}
+    pub fn histogram_series(_name: &str, _labels: &[(String, String)]) -> Option<u32> {
+        None
+    }
+
+    pub fn series_add(_handle: u32, _value: u64) {}
+
+    pub fn series_observe(_handle: u32, _value: f64) {}
 
     /// No network natively: a test registers answers per URL.
     pub mod http {

@@ -90,7 +90,7 @@ pub mod translator;
 
 pub use bindings::mcpd::plugin::types::{
     Changes, Decision, Direction, Header, HookSet as Hooks, HttpReply, HttpRequest, McpMessage as Message, MessageKind,
-    PluginInfo as Info, Rejection, RpcError,
+    MessageParts as Parts, PluginInfo as Info, Rejection, RpcError,
 };
 pub use config::{Config, ConfigError};
 pub use error::Error;
@@ -104,8 +104,8 @@ pub use translator::Translator;
 /// Everything a plugin usually needs: `use mcpd_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Config, Decision, Error, Header, Hooks, HttpRequest, Info, Message, Plugin, RpcError, ToolCall, ToolResult,
-        Translator, codes, http, log, metrics, store, tool,
+        Config, Decision, Error, Header, Hooks, HttpRequest, Info, Message, Parts, Plugin, RpcError, ToolCall,
+        ToolResult, Translator, codes, http, log, metrics, store, tool,
     };
 }
 

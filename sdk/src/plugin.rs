@@ -1,7 +1,7 @@
 //! The `Plugin` trait a plugin implements, and `Info`, what it says about
 //! itself when mcpd loads it.
 
-use crate::{Config, Decision, Error, Hooks, HttpRequest, Info, Message};
+use crate::{Config, Decision, Error, Hooks, HttpRequest, Info, Message, Parts};
 
 /// A plugin: one value per instance, built once from the config and then
 /// called for every message of the routes that use it. Calls never overlap
@@ -13,8 +13,17 @@ use crate::{Config, Decision, Error, Hooks, HttpRequest, Info, Message};
 /// their default, which lets the message through.
 pub trait Plugin: Sized + 'static {
     /// Name, version and the hooks mcpd should call. Usually
-    /// `Info::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Hooks::REQUEST)`.
+    /// `Info::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), Hooks::REQUEST)`,
+    /// narrowed with [`Info::request_methods`], [`Info::response_methods`]
+    /// and [`Info::reads`] so that mcpd calls and copies less.
     fn info() -> Info;
+
+    /// What this instance tells mcpd when it is loaded: [`Plugin::info`]
+    /// unless the config changes what the plugin needs (e.g. a plugin that
+    /// only looks at some methods when configured so).
+    fn describe(&self) -> Info {
+        Self::info()
+    }
 
     /// Builds the instance from the plugin's config, once per instance,
     /// when mcpd makes the instance (`describe`), so keep it quick. An error
@@ -45,8 +54,39 @@ pub trait Plugin: Sized + 'static {
 }
 
 impl Info {
-    /// `hooks`: e.g. `Hooks::REQUEST | Hooks::RESPONSE`.
+    /// `hooks`: e.g. `Hooks::REQUEST | Hooks::RESPONSE`. The hooks are
+    /// called for every message and read all of it, until narrowed.
     pub fn new(name: impl Into<String>, version: impl Into<String>, hooks: Hooks) -> Self {
-        Info { name: name.into(), version: version.into(), hooks }
+        Info {
+            name: name.into(),
+            version: version.into(),
+            hooks,
+            request_methods: Vec::new(),
+            response_methods: Vec::new(),
+            reads: Parts::all(),
+        }
+    }
+
+    /// Call `on_request` only for messages with these methods (e.g.
+    /// `["tools/call"]`); empty: all.
+    pub fn request_methods<S: Into<String>>(mut self, methods: impl IntoIterator<Item = S>) -> Self {
+        self.request_methods = methods.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Call `on_response` only for messages with these methods; a response
+    /// counts as the method of the request it answers (`["tools/list"]` to
+    /// filter tool lists). Empty: all.
+    pub fn response_methods<S: Into<String>>(mut self, methods: impl IntoIterator<Item = S>) -> Self {
+        self.response_methods = methods.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The optional parts of a [`Message`] the hooks read: `Parts::PARAMS`
+    /// (params or result, and error), `Parts::HEADERS`, `Parts::SESSION`.
+    /// The others arrive empty. Default: all of them.
+    pub fn reads(mut self, parts: Parts) -> Self {
+        self.reads = parts;
+        self
     }
 }

@@ -52,6 +52,17 @@ impl Plugin for Auth {
         Ok(Auth { policy, paths: RoutePaths::default(), labels })
     }
 
+    /// The HTTP hook authenticates every request; the message hook is only
+    /// needed for `tool_scopes`, and reads headers only to point a refused
+    /// client at the metadata document.
+    fn describe(&self) -> Info {
+        if self.policy.tool_scopes.is_empty() {
+            return Info::new("auth", env!("CARGO_PKG_VERSION"), Hooks::HTTP_REQUEST);
+        }
+        let reads = if self.policy.metadata.is_some() { Parts::HEADERS } else { Parts::empty() };
+        Self::info().request_methods(["tools/call"]).reads(reads)
+    }
+
     fn on_http_request(&mut self, request: &HttpRequest) -> Decision {
         if let Some(resource_path) = metadata_path(&request.path) {
             return self.metadata_document(request, resource_path);

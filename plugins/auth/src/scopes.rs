@@ -32,6 +32,10 @@ impl ToolScopes {
         self.rules.push((pattern, scopes));
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Every scope any rule names (for `scopes_supported`).
     pub fn all_scopes(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().flat_map(|(_, scopes)| scopes.iter().map(String::as_str))

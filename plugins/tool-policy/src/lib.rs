@@ -40,6 +40,16 @@ impl Plugin for ToolPolicy {
         Ok(ToolPolicy { policy: checked.policy, names: checked.names })
     }
 
+    /// Requests that name a tool, prompt or resource, and list answers:
+    /// nothing else reaches the hooks. Params are read to filter lists and
+    /// to rename calls.
+    fn describe(&self) -> Info {
+        Self::info()
+            .request_methods(["tools/call", "prompts/get", "resources/read", "resources/subscribe"])
+            .response_methods(lists::LISTS.iter().map(|(method, _)| *method))
+            .reads(Parts::PARAMS)
+    }
+
     fn on_request(&mut self, message: &Message) -> Decision {
         if message.kind != MessageKind::Request {
             return Decision::proceed();

@@ -18,7 +18,7 @@ pub struct List {
     pub kind: Kind,
 }
 
-const LISTS: [(&str, List); 4] = [
+pub(crate) const LISTS: [(&str, List); 4] = [
     ("tools/list", List { field: "tools", key: "name", kind: Kind::Tool }),
     ("prompts/list", List { field: "prompts", key: "name", kind: Kind::Prompt }),
     ("resources/list", List { field: "resources", key: "uri", kind: Kind::Resource }),

@@ -5,7 +5,7 @@
 //! [`Chain::wants`] first, so a plugin-free route pays nothing.
 
 use crate::mcp::jsonrpc::{self, Kind, Message};
-use crate::plugin::bindings::{Direction, Header, HttpRequest, McpMessage, MessageKind, RpcError};
+use crate::plugin::bindings::{Direction, Header, HttpRequest, McpMessage, MessageKind, MessageParts, RpcError};
 use crate::plugin::chain::{HeaderSelection, Verdict};
 use crate::plugin::loaded::Hook;
 use crate::route::Route;
@@ -98,16 +98,18 @@ fn subject(message: &Message) -> Option<String> {
     }
 }
 
-/// What hooks see of `message`. `answering` is the request a response
-/// answers: responses carry that request's method and name.
+/// What hooks see of `message`, with only the optional `parts` some hook
+/// reads. `answering` is the request a response answers: responses carry
+/// that request's method and name.
 pub fn view(
     route: &Route,
     caller: &Caller,
     session: Option<&str>,
-    direction: Direction,
+    (direction, parts): (Direction, MessageParts),
     message: &Message,
     answering: Option<&Message>,
 ) -> McpMessage {
+    let params = parts.contains(MessageParts::PARAMS);
     let kind = match message.kind() {
         Kind::Request => MessageKind::Request,
         Kind::Notification => MessageKind::Notification,
@@ -122,13 +124,16 @@ pub fn view(
             (MessageKind::Response, Some(request)) => subject(request),
             _ => subject(message),
         },
-        params: message.params.or(message.result).map(|p| p.get().to_string()),
-        error: message.error.map(|e| e.get().to_string()),
-        session: session.map(str::to_owned),
+        params: message.params.or(message.result).filter(|_| params).map(|p| p.get().to_string()),
+        error: message.error.filter(|_| params).map(|e| e.get().to_string()),
+        session: session.filter(|_| parts.contains(MessageParts::SESSION)).map(str::to_owned),
         principal: caller.principal.clone(),
         scopes: caller.scopes.clone(),
         client_address: caller.client.clone(),
-        headers: caller.headers.clone(),
+        headers: match parts.contains(MessageParts::HEADERS) {
+            true => caller.headers.clone(),
+            false => Vec::new(),
+        },
         route: route.name.to_string(),
     }
 }
@@ -190,14 +195,14 @@ async fn run(
         return (Filtered::Pass(bytes), None);
     };
     let method = message.method.as_deref().or(answering.and_then(|a| a.method.as_deref()));
-    if !route.plugins.wants_message(hook, method) {
+    let Some(parts) = route.plugins.reads(hook, method) else {
         return (Filtered::Pass(bytes), None);
-    }
+    };
     let direction = match hook {
         Hook::Response => Direction::ServerToClient,
         _ => Direction::ClientToServer,
     };
-    let mut seen = view(route, caller, session, direction, &message, answering);
+    let mut seen = view(route, caller, session, (direction, parts), &message, answering);
     let original = seen.params.clone();
     let filtered = match route.plugins.on_message(hook, &mut seen).await {
         Verdict::Proceed if seen.params == original => Filtered::Pass(bytes.clone()),

@@ -12,7 +12,7 @@ use super::respond;
 use super::streamable_http::{Outcome, Target, check_protocol_version, server_answer};
 use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Kind, Message};
-use crate::plugin::bindings::Direction;
+use crate::plugin::bindings::{Direction, MessageParts};
 use crate::plugin::translator::{TranslateError, Translator};
 use crate::route::Route;
 use bytes::Bytes;
@@ -44,7 +44,7 @@ pub async fn post(
 /// The translator's answer to request `message`, after the response hooks.
 pub async fn answer(route: &Route, translator: &Translator, message: &Message<'_>, caller: &Caller) -> Bytes {
     let id = message.id;
-    let view = plugin_hooks::view(route, caller, None, Direction::ClientToServer, message, None);
+    let view = plugin_hooks::view(route, caller, None, (Direction::ClientToServer, MessageParts::all()), message, None);
     let limit = route.settings.http.request_timeout;
     let (bytes, outcome) = match tokio::time::timeout(limit, translator.handle(&view)).await {
         Ok(Ok(result)) => match RawValue::from_string(result) {

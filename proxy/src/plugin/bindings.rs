@@ -47,7 +47,9 @@ pub mod translator {
 }
 
 pub use exports::mcpd::plugin::hooks::{Decision, HttpRequest, McpMessage, PluginInfo};
-pub use mcpd::plugin::types::{Changes, Direction, Header, HookSet, HttpReply, MessageKind, Rejection, RpcError};
+pub use mcpd::plugin::types::{
+    Changes, Direction, Header, HookSet, HttpReply, MessageKind, MessageParts, Rejection, RpcError,
+};
 
 /// What every instance of one configured plugin shares.
 pub struct PluginContext {
@@ -61,6 +63,8 @@ pub struct PluginContext {
     /// Largest HTTP answer the plugin may read (its `max_output`).
     pub max_answer: usize,
     pub started: Instant,
+    /// The plugin's metric series handles.
+    pub series: super::series::SeriesTable,
 }
 
 impl PluginContext {
@@ -74,6 +78,7 @@ impl PluginContext {
             allow_hosts: settings.allow_hosts.clone(),
             max_answer: settings.max_output,
             started: Instant::now(),
+            series: Default::default(),
         })
     }
 
@@ -82,7 +87,10 @@ impl PluginContext {
     }
 
     fn key(&self, key: &str) -> String {
-        format!("{}\u{1f}{key}", self.name())
+        match self.name.read() {
+            Ok(name) => format!("{}\u{1f}{key}", *name),
+            Err(_) => format!("\u{1f}{key}"),
+        }
     }
 }
 
@@ -150,6 +158,22 @@ impl mcpd::plugin::host::Host for HostState {
 
     fn histogram_observe(&mut self, name: String, labels: Vec<(String, String)>, value: f64) {
         metrics::plugin_histogram(&self.context.name(), &name, &labels, value);
+    }
+
+    fn counter_series(&mut self, name: String, labels: Vec<(String, String)>) -> Option<u32> {
+        self.context.series.counter(&self.context.name(), &name, &labels)
+    }
+
+    fn series_add(&mut self, handle: u32, value: u64) {
+        self.context.series.add(handle, value);
+    }
+
+    fn histogram_series(&mut self, name: String, labels: Vec<(String, String)>) -> Option<u32> {
+        self.context.series.histogram(&self.context.name(), &name, &labels)
+    }
+
+    fn series_observe(&mut self, handle: u32, value: f64) {
+        self.context.series.observe(handle, value);
     }
 }
 

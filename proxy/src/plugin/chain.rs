@@ -8,9 +8,10 @@
 //! on as if the plugin had said `proceed`.
 
 use super::bindings::{
-    Decision, Header, HookSet, HttpReply, HttpRequest, McpMessage, MessageKind, PluginContext, Rejection, RpcError,
+    Decision, Header, HookSet, HttpReply, HttpRequest, McpMessage, MessageKind, MessageParts, PluginContext, Rejection,
+    RpcError,
 };
-use super::loaded::{Hook, Limits, LoadedPlugin};
+use super::loaded::{self, Hook, Limits, LoadedPlugin};
 use super::store::PluginStore;
 use super::{PluginError, engine};
 use crate::config::{OnError, PluginSettings};
@@ -50,11 +51,11 @@ impl PluginSlot {
         Ok(Arc::new(PluginSlot { current: RwLock::new(loaded), settings, context, cache_dir, seen: Mutex::new(stamp) }))
     }
 
-    /// Whether this plugin's `hook` takes a message with `method`.
-    fn sees(&self, hook: Hook, method: Option<&str>) -> bool {
-        let methods = &self.settings.methods;
-        let admitted = methods.is_empty() || method.is_some_and(|m| methods.iter().any(|allowed| allowed == m));
-        admitted && self.current().hooks.contains(hook.flag())
+    /// Whether `plugin` (this slot's current version) is called at `hook`
+    /// for a message with `method`: the plugin wants it and the route's
+    /// `methods` for this entry admit it.
+    fn sees(&self, plugin: &LoadedPlugin, hook: Hook, method: Option<&str>) -> bool {
+        plugin.wants(hook, method) && loaded::admits(&self.settings.methods, method)
     }
 
     pub fn current(&self) -> Arc<LoadedPlugin> {
@@ -175,10 +176,16 @@ impl Chain {
         self.entries.iter().any(|slot| slot.current().hooks.contains(hook.flag()))
     }
 
-    /// True when some plugin's `hook` would see a message with `method`
-    /// (its `methods` list admits it), so the caller can skip the message.
-    pub fn wants_message(&self, hook: Hook, method: Option<&str>) -> bool {
-        self.entries.iter().any(|slot| slot.sees(hook, method))
+    /// What the plugins whose `hook` sees a message with `method` read of
+    /// it; `None` when no plugin sees it, so the caller can skip it.
+    pub fn reads(&self, hook: Hook, method: Option<&str>) -> Option<MessageParts> {
+        self.entries.iter().fold(None, |parts, slot| {
+            let plugin = slot.current();
+            match slot.sees(&plugin, hook, method) {
+                true => Some(parts.unwrap_or(MessageParts::empty()) | plugin.reads),
+                false => parts,
+            }
+        })
     }
 
     /// Runs the HTTP-request hook; `principal`, `scopes` and the request's
@@ -215,11 +222,15 @@ impl Chain {
     /// Runs the request or response hook over `message`, applying changes to it.
     pub async fn on_message(&self, hook: Hook, message: &mut McpMessage) -> Verdict {
         for slot in &self.entries {
-            if !slot.sees(hook, message.method.as_deref()) {
+            let plugin = slot.current();
+            if !slot.sees(&plugin, hook, message.method.as_deref()) {
                 continue;
             }
-            let plugin = slot.current();
+            // Copying text into the plugin is most of a call's cost: leave
+            // out what it does not read, and put it back after.
+            let hidden = Hidden::take(message, plugin.reads);
             let result = timed(&plugin, hook, plugin.call(hook, None, Some(message))).await;
+            hidden.restore(message);
             match settle(slot, &plugin, result) {
                 Step::Next(None) => {}
                 Step::Next(Some(changes)) => {
@@ -242,6 +253,46 @@ impl Chain {
             }
         }
         Verdict::Proceed
+    }
+}
+
+/// The parts of a message a plugin does not read, held aside during its call.
+struct Hidden {
+    params: Option<Option<String>>,
+    error: Option<Option<String>>,
+    session: Option<Option<String>>,
+    headers: Option<Vec<Header>>,
+}
+
+impl Hidden {
+    fn take(message: &mut McpMessage, reads: MessageParts) -> Hidden {
+        let (params, headers, session) = (
+            !reads.contains(MessageParts::PARAMS),
+            !reads.contains(MessageParts::HEADERS),
+            !reads.contains(MessageParts::SESSION),
+        );
+        Hidden {
+            params: params.then(|| message.params.take()),
+            error: params.then(|| message.error.take()),
+            session: session.then(|| message.session.take()),
+            headers: headers.then(|| std::mem::take(&mut message.headers)),
+        }
+    }
+
+    /// Puts the parts back; the plugin's changes are applied after this.
+    fn restore(self, message: &mut McpMessage) {
+        if let Some(params) = self.params {
+            message.params = params;
+        }
+        if let Some(error) = self.error {
+            message.error = error;
+        }
+        if let Some(session) = self.session {
+            message.session = session;
+        }
+        if let Some(headers) = self.headers {
+            message.headers = headers;
+        }
     }
 }
 

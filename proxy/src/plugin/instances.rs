@@ -80,6 +80,27 @@ pub struct Instances<W: World> {
     idle: Mutex<Vec<Instance<W>>>,
 }
 
+/// The contract version this mcpd serves (`package mcpd:plugin@…` in the WIT).
+pub const CONTRACT: &str = "mcpd:plugin@0.2.0";
+
+/// Why linking failed, with what to do when the plugin was built against
+/// another version of the contract (the usual cause).
+fn link_error(error: wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    let other_version = text.match_indices("mcpd:plugin/").any(|(at, _)| {
+        let rest = &text[at..];
+        rest.split(|c: char| c.is_whitespace() || c == '`' || c == '#')
+            .next()
+            .is_some_and(|name| name.contains('@') && !name.ends_with(&CONTRACT["mcpd:plugin".len()..]))
+    });
+    match other_version {
+        true => format!(
+            "{text} (it was built against another version of the plugin contract; this mcpd serves {CONTRACT}: rebuild it with the matching mcpd-plugin-sdk)"
+        ),
+        false => text,
+    }
+}
+
 pub fn ticks(limit: Duration) -> u64 {
     (limit.as_micros() / engine::TICK.as_micros()).max(1) as u64 + 1
 }
@@ -93,8 +114,7 @@ impl<W: World> Instances<W> {
         limits: Limits,
         label: &str,
     ) -> Result<(Instances<W>, PluginInfo), PluginError> {
-        let failed =
-            |e: wasmtime::Error| PluginError::Instantiate { plugin: label.to_string(), reason: format!("{e:#}") };
+        let failed = |e: wasmtime::Error| PluginError::Instantiate { plugin: label.to_string(), reason: link_error(e) };
         let mut linker = Linker::<HostState>::new(engine::engine()?);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(failed)?;
         let pre = W::prepare(&mut linker, component).map_err(failed)?;

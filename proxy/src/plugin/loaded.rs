@@ -3,7 +3,7 @@
 
 use super::PluginError;
 use super::bindings::{
-    Decision, HookSet, HostState, HttpRequest, McpMessage, Plugin, PluginContext, PluginInfo, PluginPre,
+    Decision, HookSet, HostState, HttpRequest, McpMessage, MessageParts, Plugin, PluginContext, PluginInfo, PluginPre,
 };
 use super::instances::{Instances, World};
 use std::future::Future;
@@ -104,6 +104,12 @@ pub struct LoadedPlugin {
     pub name: String,
     pub version: String,
     pub hooks: HookSet,
+    /// Methods its request hook is called for; empty: all.
+    pub request_methods: Vec<String>,
+    /// Methods its response hook is called for; empty: all.
+    pub response_methods: Vec<String>,
+    /// What its message hooks read; mcpd leaves the rest out.
+    pub reads: MessageParts,
     pub metrics: CallMetrics,
     instances: Instances<Plugin>,
 }
@@ -126,8 +132,23 @@ impl LoadedPlugin {
             name: info.name,
             version: info.version,
             hooks: info.hooks,
+            request_methods: info.request_methods,
+            response_methods: info.response_methods,
+            reads: info.reads,
             instances,
         }))
+    }
+
+    /// Whether it has `hook` and wants it called for a message with `method`.
+    pub fn wants(&self, hook: Hook, method: Option<&str>) -> bool {
+        let methods = match hook {
+            Hook::HttpRequest => return self.hooks.contains(HookSet::HTTP_REQUEST),
+            Hook::Request => &self.request_methods,
+            Hook::Response => &self.response_methods,
+        };
+        // A message whose method mcpd cannot tell (e.g. an answer to a
+        // request it did not see) is shown rather than slipping past a filter.
+        self.hooks.contains(hook.flag()) && (method.is_none() || admits(methods, method))
     }
 
     /// Calls `hook` on a brand-new instance, then drops it: what isolation
@@ -170,6 +191,11 @@ impl LoadedPlugin {
         self.instances.checkin(instance);
         Ok(decision)
     }
+}
+
+/// Whether a method list (empty: every method) admits `method`.
+pub fn admits(methods: &[String], method: Option<&str>) -> bool {
+    methods.is_empty() || method.is_some_and(|m| methods.iter().any(|allowed| allowed == m))
 }
 
 fn output_size(decision: &Decision) -> usize {

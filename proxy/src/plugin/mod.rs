@@ -7,6 +7,7 @@
 //! - [`kv`]: the in-memory store behind the `store` import
 //! - [`store`]: memory or Redis behind the `store` import
 //! - [`outbound`]: the `http-client` import's allow-list and requests
+//! - [`series`]: metric series handles for the `host` import
 //! - [`instances`]: a component's pool of warm instances, limits, failures
 //! - [`loaded`]: one loaded hook plugin and its hook calls
 //! - [`translator`]: one loaded translator plugin (a route's backend)
@@ -26,6 +27,7 @@ pub mod instances;
 pub mod kv;
 pub mod loaded;
 pub mod outbound;
+pub mod series;
 pub mod store;
 pub mod translator;
 
