@@ -14,8 +14,8 @@ pub fn authenticate(
     api_keys: &ApiKeys,
     jwt: Option<&mut Verifier>,
     headers: &[Header],
-    resource_uri: &str,
-    now_ms: u64,
+    resource_uri: impl FnOnce() -> String,
+    now_ms: impl FnOnce() -> u64,
 ) -> Result<Identity, Refusal> {
     let (value, bearer) = match credentials::find(headers) {
         None => return Err(Refusal::Missing),
@@ -27,7 +27,7 @@ pub fn authenticate(
     }
     match jwt {
         Some(verifier) if bearer && (looks_like_jwt(value) || api_keys.is_empty()) => {
-            let (principal, scopes) = verifier.verify(value, resource_uri, now_ms).map_err(Refusal::Token)?;
+            let (principal, scopes) = verifier.verify(value, &resource_uri(), now_ms()).map_err(Refusal::Token)?;
             Ok(Identity { principal, scopes, method: Method::Jwt })
         }
         _ => Err(Refusal::UnknownApiKey),

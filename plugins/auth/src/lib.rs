@@ -31,7 +31,7 @@ use mcpd_plugin_sdk::prelude::*;
 
 use crate::config::Policy;
 use crate::identity::Refusal;
-use crate::origin::{Resource, WELL_KNOWN};
+use crate::origin::WELL_KNOWN;
 use crate::paths::RoutePaths;
 use crate::telemetry::Labels;
 
@@ -72,8 +72,7 @@ impl Plugin for Auth {
             return Decision::proceed();
         }
         self.paths.remember(&request.route, &request.path);
-        let resource = self.policy.origins.resource(&request.headers, &request.client_address, &request.path);
-        self.check_credentials(&request.headers, &resource)
+        self.check_credentials(request)
     }
 
     fn on_request(&mut self, message: &Message) -> Decision {
@@ -130,24 +129,32 @@ impl Auth {
             .header("access-control-allow-origin", "*")
     }
 
-    fn check_credentials(&mut self, headers: &[Header], resource: &Resource) -> Decision {
-        let now = clock::now_millis();
-        let result =
-            authenticate::authenticate(&self.policy.api_keys, self.policy.jwt.as_mut(), headers, &resource.uri(), now);
-        let metadata_url = self.policy.metadata.as_ref().map(|_| resource.metadata_url());
+    fn check_credentials(&mut self, request: &HttpRequest) -> Decision {
+        // The resource URI (a JWT's audience, the metadata URL) takes some
+        // string work; an API key needs neither, so it is made on demand.
+        let origins = &self.policy.origins;
+        let resource = || origins.resource(&request.headers, &request.client_address, &request.path);
+        let result = authenticate::authenticate(
+            &self.policy.api_keys,
+            self.policy.jwt.as_mut(),
+            &request.headers,
+            || resource().uri(),
+            clock::now_millis,
+        );
+        let metadata_url = || self.policy.metadata.as_ref().map(|_| resource().metadata_url());
         let required = self.required_scopes();
         let identity = match result {
             Ok(identity) => identity,
             Err(refusal) => {
                 telemetry::authentication(refusal.method_label(), refusal.label());
                 log::debug!("refused: {}", refusal.description());
-                return challenge::unauthorized(&refusal, &required, metadata_url.as_deref());
+                return challenge::unauthorized(&refusal, &required, metadata_url().as_deref());
             }
         };
         if let Some(scope) = required.iter().find(|s| !identity.scopes.iter().any(|have| have == *s)) {
             telemetry::authentication(identity.method.label(), "insufficient_scope");
             let message = format!("{} lacks scope {scope}, which this resource requires", identity.principal);
-            return challenge::insufficient_scope(&required, metadata_url.as_deref(), message);
+            return challenge::insufficient_scope(&required, metadata_url().as_deref(), message);
         }
         telemetry::authentication(identity.method.label(), "ok");
         Decision::modify().principal(identity.principal).scopes(identity.scopes)

@@ -66,6 +66,12 @@ pub(in crate::front) async fn server_answer(
     if !route.plugins.wants(Hook::Response) {
         return (bytes, outcome);
     }
+    // An answer counts as its request's method: when no hook wants that
+    // method, skip parsing the answer at all.
+    let method = target.request.and_then(|request| request.method.as_deref());
+    if method.is_some() && route.plugins.reads(Hook::Response, method).is_none() {
+        return (bytes, outcome);
+    }
     let hooked = plugin_hooks::message(Hook::Response, route, target.caller, target.session, bytes, target.request);
     match hooked.await {
         Filtered::Pass(bytes) => (bytes, outcome),
