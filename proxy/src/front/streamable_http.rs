@@ -38,6 +38,7 @@ use crate::plugin::chain::Verdict;
 use crate::plugin::loaded::Hook;
 use crate::route::{Health, Route};
 use crate::session::Session;
+use crate::upstream::routing::Owner;
 use bytes::Bytes;
 use http::Method;
 use pingora::protocols::http::ServerSession;
@@ -80,6 +81,15 @@ pub(super) fn accepts(accept: &str, mime: &str) -> bool {
 
 pub(super) fn client_address(http: &ServerSession) -> String {
     http.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+/// Who a sessionless request is for, in the routing of a shared server's
+/// messages: its principal, else its connection (address and port; a
+/// connection mcpd cannot name is a client of its own).
+pub(super) fn request_owner(http: &ServerSession, caller: &Caller) -> Owner {
+    let peer = http.client_addr().and_then(|a| a.as_inet()).map(|a| a.to_string());
+    let peer = peer.unwrap_or_else(|| format!("unknown {}", uuid::Uuid::new_v4()));
+    Owner::caller(caller.principal.as_deref(), &peer)
 }
 
 /// Answers with what a plugin decided instead of forwarding.

@@ -39,6 +39,14 @@ static EJECTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(IntCounterVec::new(opts, &["server", "instance", "cause"]).expect("valid metric"))
 });
 
+static UNROUTABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "mcpd_unroutable_server_messages_total",
+        "Messages a shared server sent that no single client could be told (dropped, or refused if requests)",
+    );
+    register(IntCounterVec::new(opts, &["server", "kind"]).expect("valid metric"))
+});
+
 /// One instance's metric handles.
 pub struct InstanceMetrics {
     pub ok: IntCounter,
@@ -70,4 +78,10 @@ impl InstanceMetrics {
 /// The sessions gauge of a stdio replica slot.
 pub fn replica_sessions(server: &str, slot: usize) -> IntGauge {
     SESSIONS.with_label_values(&[server, &format!("replica-{slot}")])
+}
+
+/// Server messages kept from every client by the routing policy
+/// (`kind`: `notification` or `request`).
+pub fn unroutable(server: &str, kind: &str) -> IntCounter {
+    UNROUTABLE.with_label_values(&[server, kind])
 }

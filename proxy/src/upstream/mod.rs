@@ -12,6 +12,7 @@ mod error;
 pub mod http;
 mod metrics;
 pub mod pool;
+pub mod routing;
 pub mod session;
 pub mod sse_upstream;
 pub mod stdio;

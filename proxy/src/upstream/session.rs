@@ -4,6 +4,7 @@
 //! session affinity. When what it names is gone, the session is over.
 
 use super::balance::Lease;
+use super::routing::Owner;
 use super::http::HttpSession;
 use super::sse_upstream::SseSession;
 use super::stdio::StdioProcess;
@@ -34,8 +35,9 @@ struct CancelParams<'a> {
 pub enum SessionUpstream {
     /// A process of its own, stopped with the session.
     Process(Arc<StdioProcess>),
-    /// One of the server's `replicas`, shared with other sessions.
-    Replica(Arc<StdioProcess>, Lease),
+    /// One of the server's `replicas`, shared with other sessions; the
+    /// owner names this session there (see [`super::routing`]).
+    Replica(Arc<StdioProcess>, Lease, Owner),
     Http(HttpSession),
     Sse(Arc<SseSession>),
 }
@@ -44,14 +46,14 @@ impl SessionUpstream {
     /// The stdio process behind the session, if it is one.
     pub fn process(&self) -> Option<&Arc<StdioProcess>> {
         match self {
-            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => Some(p),
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, ..) => Some(p),
             _ => None,
         }
     }
 
     pub fn is_alive(&self) -> bool {
         match self {
-            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => p.is_alive(),
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, ..) => p.is_alive(),
             SessionUpstream::Http(h) => h.is_alive(),
             SessionUpstream::Sse(s) => s.is_alive(),
         }
@@ -71,7 +73,7 @@ impl SessionUpstream {
     pub fn close(&self) {
         match self {
             SessionUpstream::Process(p) => p.shutdown(),
-            SessionUpstream::Replica(_, lease) => lease.release(),
+            SessionUpstream::Replica(_, lease, _) => lease.release(),
             SessionUpstream::Http(h) => h.close(),
             SessionUpstream::Sse(s) => s.close(),
         }
@@ -81,8 +83,12 @@ impl SessionUpstream {
     pub async fn call(&self, forward: &Forward<'_>) -> Result<Call, UpstreamError> {
         let id = forward.message.id.unwrap_or(jsonrpc::null());
         match self {
-            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
-                p.call(id, forward.message.method(), forward.message.params).await.map(Call::Stdio)
+            // A session's own process routes everything to the session.
+            SessionUpstream::Process(p) => {
+                p.call(id, forward.message.method(), forward.message.params, Owner::gateway()).await.map(Call::Stdio)
+            }
+            SessionUpstream::Replica(p, _, owner) => {
+                p.call(id, forward.message.method(), forward.message.params, owner.clone()).await.map(Call::Stdio)
             }
             SessionUpstream::Http(h) => Ok(Call::Http(h.call(forward.body.clone(), forward.headers, id))),
             SessionUpstream::Sse(s) => s.call(forward.body.clone(), forward.headers, id).await.map(Call::Sse),
@@ -94,7 +100,7 @@ impl SessionUpstream {
     pub async fn notify(&self, forward: &Forward<'_>) -> Result<(), UpstreamError> {
         let message = forward.message;
         match self {
-            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, ..) => {
                 // A shared replica completed its own handshake; and its
                 // callers' ids may collide, so a client's cancellation is
                 // not trusted there (mcpd cancels when the client leaves).
@@ -120,7 +126,7 @@ impl SessionUpstream {
     /// when no such request waits (stdio knows; HTTP instances judge themselves).
     pub async fn answer(&self, forward: &Forward<'_>) -> Result<bool, UpstreamError> {
         match self {
-            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, ..) => {
                 match super::stdio::parse_gateway_id(forward.message.id) {
                     Some((uid, sequence)) if uid == p.uid => p.answer(sequence, forward.message).await,
                     _ => Ok(false),
@@ -143,7 +149,7 @@ impl SessionUpstream {
     /// For logs: the process or instance serving the session.
     pub fn describe(&self) -> String {
         match self {
-            SessionUpstream::Process(p) | SessionUpstream::Replica(p, _) => {
+            SessionUpstream::Process(p) | SessionUpstream::Replica(p, ..) => {
                 format!("pid {}", p.pid.map_or("?".into(), |p| p.to_string()))
             }
             SessionUpstream::Http(h) => h.instance.label.clone(),

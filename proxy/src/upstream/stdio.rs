@@ -9,9 +9,15 @@
 //! `mcpd-<process>-<n>` that tells mcpd, when the client answers, which
 //! process and which original id the answer belongs to.
 //!
-//! Everything else the server says goes to the most recent request in
-//! flight (whose client is listening on that request's SSE stream) or, when
-//! none is, to the session's [`Outbox`] (the GET stream).
+//! Everything else the server says (log messages, other notifications,
+//! server→client requests) names no request. A process of one session
+//! hands it to that session's most recent request in flight (whose client
+//! is listening on that request's SSE stream) or, when none is, to the
+//! session's [`Outbox`] (the GET stream). A shared process (pool, replica,
+//! the stateless bridge's; spawned without an outbox) knows each request's
+//! [`Owner`] and follows [`super::routing`]: the newest request when all
+//! belong to one client, else list-changed notifications to each client,
+//! other notifications dropped, requests answered with an error.
 //!
 //! What this module does not do: decide which process serves a client
 //! (sessions and the pool do), or speak HTTP (the front does).
@@ -19,6 +25,7 @@
 pub use super::{Event, UpstreamError};
 use crate::config::ServerSettings;
 use crate::mcp::jsonrpc::{self, Kind, Message};
+use super::routing::{self, Destination, Owner};
 use crate::session::outbox::Outbox;
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -45,6 +52,8 @@ struct Pending {
     events: mpsc::Sender<Event>,
     /// The client's own progress token, when it asked for progress.
     progress_token: Option<serde_json::Value>,
+    /// Who the request is for (decides where a shared process's other messages go).
+    owner: Owner,
 }
 
 #[derive(Default)]
@@ -63,6 +72,8 @@ pub struct StdioProcess {
     /// Client sessions kept on this process (shared replicas), for balancing.
     pub sessions: Arc<AtomicUsize>,
     server: Arc<str>,
+    /// Serves many clients (no outbox): messages follow [`super::routing`].
+    shared: bool,
     stdin: mpsc::Sender<Vec<u8>>,
     state: Mutex<State>,
     outbox: Option<Arc<Outbox>>,
@@ -79,7 +90,8 @@ const NOTICE_BUFFER: usize = 64;
 
 impl StdioProcess {
     /// Starts `command args` with piped stdio. `outbox` receives server
-    /// messages no request is waiting for (none for pooled processes).
+    /// messages no request is waiting for: a process of one session has
+    /// one; a shared process (pooled, replica) has none.
     pub fn spawn(settings: &ServerSettings, outbox: Option<Arc<Outbox>>) -> Result<Arc<Self>, UpstreamError> {
         let mut command = super::server_command(settings, Stdio::piped());
         let spawn_error = |source| UpstreamError::Spawn {
@@ -103,6 +115,7 @@ impl StdioProcess {
             pid: child.id(),
             sessions: Arc::default(),
             server: Arc::from(settings.name.as_str()),
+            shared: outbox.is_none(),
             stdin: stdin_tx,
             state: Mutex::new(State { next_id: 1, ..State::default() }),
             outbox,
@@ -142,13 +155,15 @@ impl StdioProcess {
         self.lock().pending.len()
     }
 
-    /// Forwards a client request; the returned [`Call`] yields what comes back.
-    /// Dropping the call before its answer cancels the request upstream.
+    /// Forwards a client request for `owner`; the returned [`Call`] yields
+    /// what comes back. Dropping the call before its answer cancels the
+    /// request upstream.
     pub async fn call(
         self: &Arc<Self>,
         client_id: &RawValue,
         method: &str,
         params: Option<&RawValue>,
+        owner: Owner,
     ) -> Result<Call, UpstreamError> {
         let (events, receiver) = mpsc::channel(CALL_BUFFER);
         let progress_token = jsonrpc::progress_token(params);
@@ -161,7 +176,7 @@ impl StdioProcess {
             state.next_id += 1;
             state.pending.insert(
                 id,
-                Pending { client_id: client_id.to_owned(), events, progress_token: progress_token.clone() },
+                Pending { client_id: client_id.to_owned(), events, progress_token: progress_token.clone(), owner },
             );
             id
         };
@@ -232,7 +247,7 @@ impl StdioProcess {
         timeout: Duration,
     ) -> Result<Box<RawValue>, UpstreamError> {
         let id = RawValue::from_string("0".into()).expect("0 is JSON");
-        let mut call = self.call(&id, method, params).await?;
+        let mut call = self.call(&id, method, params, Owner::gateway()).await?;
         let answer = tokio::time::timeout(timeout, async {
             loop {
                 match call.next().await {
@@ -377,6 +392,7 @@ impl StdioProcess {
         };
         match message.kind() {
             Kind::Response => self.on_response(&message).await,
+            Kind::Request if self.shared => self.on_shared_request(&message).await,
             Kind::Request => {
                 let sequence = {
                     let mut state = self.lock();
@@ -400,7 +416,10 @@ impl StdioProcess {
                         let _ = notices.send(Bytes::copy_from_slice(line)); // no listener: nothing to do
                     }
                 }
-                self.deliver(Bytes::copy_from_slice(line)).await;
+                match self.shared {
+                    true => self.deliver_shared(method, Bytes::copy_from_slice(line)).await,
+                    false => self.deliver(Bytes::copy_from_slice(line)).await,
+                }
             }
         }
     }
@@ -449,6 +468,63 @@ impl StdioProcess {
         let bytes = jsonrpc::notification("notifications/progress", Some(&params));
         let _ = events.send(Event::Message(Bytes::from(bytes))).await;
         true
+    }
+
+    /// The requests in flight the routing policy picks for a message of a
+    /// shared process, oldest first; the reason when it picks none.
+    fn shared_targets(&self, method: &str, is_request: bool) -> Result<Vec<mpsc::Sender<Event>>, &'static str> {
+        let state = self.lock();
+        let pending: Vec<&Pending> = state.pending.values().collect();
+        let owners: Vec<&Owner> = pending.iter().map(|p| &p.owner).collect();
+        match routing::destination(&owners, method, is_request) {
+            Destination::Newest(i) => Ok(vec![pending[i].events.clone()]),
+            Destination::EachOwner(each) => Ok(each.into_iter().map(|i| pending[i].events.clone()).collect()),
+            Destination::Ambiguous => Err(routing::AMBIGUOUS),
+            Destination::Nobody => Err(routing::NOBODY),
+        }
+    }
+
+    /// A shared process's notification, to the client(s) the policy picks.
+    async fn deliver_shared(&self, method: &str, bytes: Bytes) {
+        match self.shared_targets(method, false) {
+            Ok(targets) => {
+                for events in targets {
+                    // A request that just ended: its client no longer listens.
+                    let _ = events.send(Event::Message(bytes.clone())).await;
+                }
+            }
+            Err(why) => routing::count_unroutable(&self.server, method, false, why),
+        }
+    }
+
+    /// A shared process's request to a client: relayed to the one client
+    /// the policy picks, else answered at once so the server does not wait.
+    async fn on_shared_request(&self, message: &Message<'_>) {
+        let method = message.method();
+        let original = message.id.unwrap_or(jsonrpc::null());
+        let target = self.shared_targets(method, true).map(|mut targets| targets.pop());
+        let why = match target {
+            Ok(Some(events)) => {
+                let sequence = {
+                    let mut state = self.lock();
+                    state.next_server_request += 1;
+                    let sequence = state.next_server_request;
+                    state.server_requests.insert(sequence, original.to_owned());
+                    sequence
+                };
+                let id = format!("\"mcpd-{}-{}\"", self.uid, sequence);
+                let bytes = jsonrpc::request(&id, method, message.params.map(RawValue::get));
+                if events.send(Event::Message(Bytes::from(bytes))).await.is_ok() {
+                    return;
+                }
+                self.lock().server_requests.remove(&sequence);
+                routing::NOBODY
+            }
+            Ok(None) => routing::NOBODY,
+            Err(why) => why,
+        };
+        routing::count_unroutable(&self.server, method, true, why);
+        let _ = self.send(routing::refusal(original.get(), method, why)).await;
     }
 
     /// Hands a server-initiated message to a listening client: the newest

@@ -22,6 +22,7 @@ mod protocol;
 mod python_sdk;
 mod resume;
 mod sse_client;
+mod shared_routing;
 mod stateless;
 mod translate;
 mod ts_client;

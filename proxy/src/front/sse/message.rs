@@ -21,6 +21,7 @@ use crate::plugin::chain::Verdict;
 use crate::plugin::loaded::Hook;
 use crate::route::Route;
 use crate::upstream::Call;
+use crate::upstream::routing::Owner;
 use crate::upstream::session::Forward;
 use crate::upstream::stdio::parse_gateway_id;
 use bytes::Bytes;
@@ -142,7 +143,9 @@ async fn request(http: &mut ServerSession, work: Work, message: &Message<'_>, he
         let Some(process) = pool.pick() else {
             return accepted_with(http, connection, answer::not_ready(route, id)).await;
         };
-        match process.call(id.unwrap_or(jsonrpc::null()), message.method(), message.params).await {
+        // The connection is the session (see the README's legacy SSE section).
+        let owner = Owner::session(&connection.id);
+        match process.call(id.unwrap_or(jsonrpc::null()), message.method(), message.params, owner).await {
             Ok(call) => (Call::Stdio(call), None),
             Err(error) => {
                 let answer = answer::upstream_error(gateway, route, connection, id, error);

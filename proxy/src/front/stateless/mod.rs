@@ -122,7 +122,7 @@ pub(super) async fn post(
     loop {
         let server_info = target.init().and_then(answer::server_info);
         let exchange = Exchange { message, envelope, caller, target: &target, server_info };
-        let error = match start(&target, route, http, message, body).await {
+        let error = match start(&target, route, http, message, body, caller).await {
             Ok(call) => match relay::relay(http, route, call, &exchange).await? {
                 Relayed::Done => return Ok(()),
                 Relayed::Rejected(error) => error,
@@ -201,11 +201,14 @@ async fn start(
     http: &ServerSession,
     message: &Message<'_>,
     body: &Bytes,
+    caller: &Caller,
 ) -> Result<crate::upstream::Call, UpstreamError> {
     let id = message.id.unwrap_or(jsonrpc::null());
+    // The bridge's processes and kept sessions serve every stateless client.
+    let owner = super::streamable_http::request_owner(http, caller);
     match target {
         Target::Process(process, _) => {
-            process.call(id, message.method(), message.params).await.map(crate::upstream::Call::Stdio)
+            process.call(id, message.method(), message.params, owner).await.map(crate::upstream::Call::Stdio)
         }
         Target::Session(kept) => {
             let headers = kept.headers(&http.req_header().headers);

@@ -33,7 +33,8 @@ pub(super) async fn request(
         let Some(process) = pool.pick() else {
             return not_ready(route, http, id).await;
         };
-        let call = match process.call(id.unwrap_or(jsonrpc::null()), message.method(), message.params).await {
+        let owner = super::request_owner(http, caller);
+        let call = match process.call(id.unwrap_or(jsonrpc::null()), message.method(), message.params, owner).await {
             Ok(call) => Call::Stdio(call),
             Err(error) => return upstream_error(gateway, route, http, None, id, error).await,
         };

@@ -18,6 +18,7 @@ use crate::route::{Health, Route};
 use crate::session::outbox::Outbox;
 use crate::session::{Refusal, SessionTable};
 use crate::upstream::pool::Pool;
+use crate::upstream::routing::Owner;
 use crate::upstream::session::SessionUpstream;
 use crate::upstream::stdio::StdioProcess;
 use crate::upstream::{Call, UpstreamError};
@@ -123,7 +124,7 @@ pub(in crate::front) async fn bind(
         let key = hash_key(headers, header_of(&route.settings.balance), id);
         return Ok(pool
             .place(Some(key))
-            .map(|(p, lease)| Bound::Replica(SessionUpstream::Replica(p, lease), Arc::clone(pool))));
+            .map(|(p, lease)| Bound::Replica(SessionUpstream::Replica(p, lease, Owner::session(id)), Arc::clone(pool))));
     }
     let process = match StdioProcess::spawn(&route.settings, Some(Arc::clone(outbox))) {
         Ok(process) => process,
@@ -132,7 +133,8 @@ pub(in crate::front) async fn bind(
             return Err(error);
         }
     };
-    let call = process.call(request_id, "initialize", message.params).await.map(Call::Stdio);
+    // The session's own process: every message goes to the session anyway.
+    let call = process.call(request_id, "initialize", message.params, Owner::gateway()).await.map(Call::Stdio);
     let bound = SessionUpstream::Process(process);
     match call {
         Ok(call) => Ok(Some(Bound::Call(bound, call))),

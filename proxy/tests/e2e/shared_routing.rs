@@ -1,0 +1,176 @@
+//! Where a shared stdio process's unattributable messages go (log lines,
+//! list-changed notifications, server→client requests) when several
+//! clients have requests in flight on it: a pool with sessions off and a
+//! replica shared by sessions. The fixture's `gate` tool waits for a
+//! client notification before it logs or asks, so every interleaving here
+//! is set up by awaited events, not by timing.
+//!
+//! Not here: per-session processes (protocol.rs, client.rs) and the
+//! stateless bridge's own rules (stateless.rs).
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const POOLED: &str = "[server.fx]\ncommand = \"{server}\"\nport = {port}\n\
+    [server.fx.session]\nenabled = false\n[server.fx.pool]\nsize = 1\n";
+const REPLICA: &str = "[server.fx]\ncommand = \"{server}\"\nport = {port}\nreplicas = 1\n";
+
+/// One client: its own HTTP connections, and its session when the route has sessions.
+struct Client {
+    raw: Raw,
+    session: Option<String>,
+}
+
+impl Client {
+    async fn new(mcpd: &Mcpd, sessions: bool) -> Client {
+        let raw = Raw::new(mcpd.url("/mcp"));
+        let session = match sessions {
+            true => Some(raw.initialize().await),
+            false => None,
+        };
+        Client { raw, session }
+    }
+
+    /// Calls `gate` and returns its answer stream once the server waits.
+    async fn gate(&self, id: u64, key: &str, then: &str) -> Answer {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "gate", "arguments": {"key": key, "then": then, "message": format!("log of {key}")},
+            "_meta": {"progressToken": key}}});
+        let response = self.raw.post(self.session.as_deref(), body.to_string()).send().await.expect("POST gate");
+        assert_eq!(response.status(), 200);
+        let mut answer = Answer { response, buffer: String::new(), seen: Vec::new() };
+        let first = answer.next().await.expect("the gate's progress");
+        assert_eq!(first["method"], "notifications/progress", "{first}");
+        answer
+    }
+
+    /// Sends `notifications/fixture/release`: the gate `key` goes on.
+    async fn release(&self, key: &str) {
+        let body = json!({"jsonrpc": "2.0", "method": "notifications/fixture/release", "params": {"key": key}});
+        let response = self.raw.post(self.session.as_deref(), body.to_string()).send().await.expect("POST release");
+        assert_eq!(response.status(), 202);
+    }
+}
+
+/// A request's SSE answer, read event by event as it arrives.
+struct Answer {
+    response: reqwest::Response,
+    buffer: String,
+    seen: Vec<Value>,
+}
+
+impl Answer {
+    /// The next JSON-RPC message on the stream; `None` when it ends.
+    async fn next(&mut self) -> Option<Value> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                if let Some(message) = sse_data(&event).into_iter().next() {
+                    self.seen.push(message.clone());
+                    return Some(message);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(20), self.response.chunk()).await;
+            match chunk.expect("the answer stream stalled").expect("reading the answer") {
+                Some(bytes) => self.buffer.push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+                None => return None,
+            }
+        }
+    }
+
+    /// Reads to the answer; everything the stream carried.
+    async fn finish(mut self) -> Vec<Value> {
+        while self.next().await.is_some() {}
+        self.seen
+    }
+}
+
+fn logs(messages: &[Value]) -> Vec<String> {
+    let logs = messages.iter().filter(|m| m["method"] == "notifications/message");
+    logs.map(|m| m["params"]["data"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+fn result_text(messages: &[Value]) -> String {
+    let answer = messages.last().expect("an answer");
+    assert!(answer.get("id").is_some(), "the stream ends with the answer: {messages:?}");
+    text_of(&answer["result"])
+}
+
+async fn unroutable(mcpd: &Mcpd, kind: &str) -> u64 {
+    let metrics = reqwest::get(mcpd.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    let line = metrics.lines().find(|l| {
+        l.starts_with("mcpd_unroutable_server_messages_total") && l.contains(&format!("kind=\"{kind}\""))
+    });
+    line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+}
+
+/// A's log line while B's request is in flight (and newer) reaches
+/// neither; B's own log line, once B is alone, reaches B.
+async fn log_lines_stay_with_their_client(config: &str, sessions: bool) {
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let (a, b) = (Client::new(&mcpd, sessions).await, Client::new(&mcpd, sessions).await);
+    let a_call = a.gate(1, "a", "log").await;
+    let b_call = b.gate(1, "b", "log").await;
+
+    a.release("a").await;
+    let a_seen = a_call.finish().await;
+    assert_eq!(result_text(&a_seen), "gate a: logged");
+    b.release("b").await;
+    let b_seen = b_call.finish().await;
+    assert_eq!(result_text(&b_seen), "gate b: logged");
+
+    assert_eq!(logs(&b_seen), ["log of b"], "B gets its own line, never A's: {b_seen:?}");
+    assert!(logs(&a_seen).is_empty(), "two clients were in flight: the line is nobody's to have: {a_seen:?}");
+    assert_eq!(unroutable(&mcpd, "notification").await, 1, "the dropped line is counted");
+}
+
+#[tokio::test]
+async fn a_pooled_process_keeps_one_clients_log_lines_from_another() {
+    log_lines_stay_with_their_client(POOLED, false).await;
+}
+
+#[tokio::test]
+async fn a_shared_replica_keeps_one_sessions_log_lines_from_another() {
+    log_lines_stay_with_their_client(REPLICA, true).await;
+}
+
+#[tokio::test]
+async fn a_server_request_no_client_can_be_told_is_answered_with_an_error() {
+    let mcpd = Mcpd::start(POOLED, &["/health"]).await;
+    let (a, b) = (Client::new(&mcpd, false).await, Client::new(&mcpd, false).await);
+    let a_call = a.gate(1, "a", "sample").await;
+    let b_call = b.gate(1, "b", "log").await;
+
+    a.release("a").await;
+    let a_seen = a_call.finish().await;
+    assert!(
+        !a_seen.iter().any(|m| m["method"] == "sampling/createMessage"),
+        "nobody is asked on A's behalf: {a_seen:?}"
+    );
+    let said = result_text(&a_seen);
+    assert!(said.contains("-32603") && said.contains("cannot tell which client"), "the server got mcpd's error: {said}");
+    assert_eq!(unroutable(&mcpd, "request").await, 1);
+
+    b.release("b").await;
+    let b_seen = b_call.finish().await;
+    assert!(!b_seen.iter().any(|m| m["method"] == "sampling/createMessage"), "B was not asked: {b_seen:?}");
+    assert_eq!(logs(&b_seen), ["log of b"]);
+}
+
+#[tokio::test]
+async fn list_changed_reaches_every_client_in_flight() {
+    let mcpd = Mcpd::start(POOLED, &["/health"]).await;
+    let (a, b) = (Client::new(&mcpd, false).await, Client::new(&mcpd, false).await);
+    let a_call = a.gate(1, "a", "changed").await;
+    let b_call = b.gate(1, "b", "log").await;
+
+    a.release("a").await;
+    let a_seen = a_call.finish().await;
+    let changed = |seen: &[Value]| seen.iter().any(|m| m["method"] == "notifications/tools/list_changed");
+    assert!(changed(&a_seen), "{a_seen:?}");
+    b.release("b").await;
+    let b_seen = b_call.finish().await;
+    assert!(changed(&b_seen), "a change concerns every client: {b_seen:?}");
+}
