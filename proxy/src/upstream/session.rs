@@ -4,8 +4,8 @@
 //! session affinity. When what it names is gone, the session is over.
 
 use super::balance::Lease;
-use super::routing::Owner;
 use super::http::HttpSession;
+use super::routing::Owner;
 use super::sse_upstream::SseSession;
 use super::stdio::StdioProcess;
 use super::{Call, UpstreamError};

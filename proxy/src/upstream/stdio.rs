@@ -22,10 +22,10 @@
 //! What this module does not do: decide which process serves a client
 //! (sessions and the pool do), or speak HTTP (the front does).
 
+use super::routing::{self, Destination, Owner};
 pub use super::{Event, UpstreamError};
 use crate::config::ServerSettings;
 use crate::mcp::jsonrpc::{self, Kind, Message};
-use super::routing::{self, Destination, Owner};
 use crate::session::outbox::Outbox;
 use bytes::Bytes;
 use serde_json::value::RawValue;

@@ -100,9 +100,9 @@ fn result_text(messages: &[Value]) -> String {
 
 async fn unroutable(mcpd: &Mcpd, kind: &str) -> u64 {
     let metrics = reqwest::get(mcpd.url("/metrics")).await.expect("metrics").text().await.expect("text");
-    let line = metrics.lines().find(|l| {
-        l.starts_with("mcpd_unroutable_server_messages_total") && l.contains(&format!("kind=\"{kind}\""))
-    });
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("mcpd_unroutable_server_messages_total") && l.contains(&format!("kind=\"{kind}\"")));
     line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
 }
 
@@ -150,7 +150,10 @@ async fn a_server_request_no_client_can_be_told_is_answered_with_an_error() {
         "nobody is asked on A's behalf: {a_seen:?}"
     );
     let said = result_text(&a_seen);
-    assert!(said.contains("-32603") && said.contains("cannot tell which client"), "the server got mcpd's error: {said}");
+    assert!(
+        said.contains("-32603") && said.contains("cannot tell which client"),
+        "the server got mcpd's error: {said}"
+    );
     assert_eq!(unroutable(&mcpd, "request").await, 1);
 
     b.release("b").await;

@@ -122,9 +122,9 @@ pub(in crate::front) async fn bind(
             return Ok(None);
         }
         let key = hash_key(headers, header_of(&route.settings.balance), id);
-        return Ok(pool
-            .place(Some(key))
-            .map(|(p, lease)| Bound::Replica(SessionUpstream::Replica(p, lease, Owner::session(id)), Arc::clone(pool))));
+        return Ok(pool.place(Some(key)).map(|(p, lease)| {
+            Bound::Replica(SessionUpstream::Replica(p, lease, Owner::session(id)), Arc::clone(pool))
+        }));
     }
     let process = match StdioProcess::spawn(&route.settings, Some(Arc::clone(outbox))) {
         Ok(process) => process,
