@@ -337,6 +337,10 @@ async fn open(route: &Route) -> Result<Kept, UpstreamError> {
         outbox,
         notices: tokio::sync::broadcast::channel(64).0,
     };
+    // Every stateless client's requests go through this one session.
+    if let SessionUpstream::Sse(session) = &kept.upstream {
+        session.share();
+    }
     let initialized = jsonrpc::notification("notifications/initialized", None);
     let message = Message::parse(&initialized).expect("mcpd's own notification parses");
     let body = Bytes::from(initialized.clone());

@@ -91,7 +91,22 @@ impl SessionUpstream {
                 p.call(id, forward.message.method(), forward.message.params, owner.clone()).await.map(Call::Stdio)
             }
             SessionUpstream::Http(h) => Ok(Call::Http(h.call(forward.body.clone(), forward.headers, id))),
-            SessionUpstream::Sse(s) => s.call(forward.body.clone(), forward.headers, id).await.map(Call::Sse),
+            SessionUpstream::Sse(s) => {
+                s.call(forward.body.clone(), forward.headers, id, Owner::gateway()).await.map(Call::Sse)
+            }
+        }
+    }
+
+    /// [`Self::call`] for a client of a session many share (the stateless
+    /// bridge's kept session): `owner` says whose the request is.
+    pub async fn call_for(&self, forward: &Forward<'_>, owner: Owner) -> Result<Call, UpstreamError> {
+        match self {
+            SessionUpstream::Sse(s) => {
+                let id = forward.message.id.unwrap_or(jsonrpc::null());
+                s.call(forward.body.clone(), forward.headers, id, owner).await.map(Call::Sse)
+            }
+            // Each request has its own answer stream there: nothing to route.
+            _ => self.call(forward).await,
         }
     }
 

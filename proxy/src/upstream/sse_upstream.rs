@@ -10,6 +10,13 @@
 //! is, to the session's GET stream outbox), as stdio processes do. Ids need
 //! no rewriting: one client session is one upstream stream.
 //!
+//! Except the session the stateless bridge keeps for all stateless clients
+//! ([`SseSession::share`]): there mcpd rewrites each request's id and
+//! progress token (`"mcpd-<n>"`, `"p<n>"`) and gives the client's back,
+//! and what names no request follows [`super::routing`] by each request's
+//! owner, as on a shared stdio process (server requests it cannot place
+//! are answered with an error by a POST).
+//!
 //! The stream is the session: when it ends, the session is over (404).
 //! `initialize` is answered with the revision the client asked for (when
 //! mcpd speaks it), since the client talks Streamable HTTP to mcpd.
@@ -19,6 +26,7 @@ use super::http::HttpUpstream;
 use super::http::client::describe;
 use super::http::instance::Instance;
 use super::http::sse::SseParser;
+use super::routing::{self, Destination, Owner};
 use super::{Event, UpstreamError};
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::mcp::version;
@@ -28,7 +36,7 @@ use http::{HeaderMap, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::value::RawValue;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -39,9 +47,13 @@ const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_BUFFER: usize = 64;
 
 struct Pending {
-    /// The request id as JSON text.
+    /// The request id upstream, as JSON text.
     id: Box<str>,
-    /// The client's progress token as JSON text, when it asked for progress.
+    /// The client's own id and progress token when mcpd rewrote them (shared session).
+    client: Option<(Box<str>, Option<serde_json::Value>)>,
+    /// Who the request is for (a shared session routes by it).
+    owner: Owner,
+    /// The progress token upstream as JSON text, when the client asked for progress.
     token: Option<String>,
     /// For `initialize`: the revision to tell the client (see the module doc).
     version: Option<&'static str>,
@@ -55,6 +67,10 @@ pub struct SseSession {
     pending: Mutex<Vec<Pending>>,
     outbox: Arc<Outbox>,
     closed: AtomicBool,
+    /// Serves many clients (the stateless bridge's kept session).
+    shared: AtomicBool,
+    /// The last id mcpd gave a request on a shared session.
+    next_id: AtomicU64,
     reader: Mutex<Option<tokio::task::JoinHandle<()>>>,
     lease: Lease,
 }
@@ -114,6 +130,8 @@ pub async fn open(
         pending: Mutex::new(Vec::new()),
         outbox: Arc::clone(outbox),
         closed: AtomicBool::new(false),
+        shared: AtomicBool::new(false),
+        next_id: AtomicU64::new(0),
         reader: Mutex::new(None),
         lease: Lease::new(&instance.sessions, Some(&instance.metrics.sessions)),
     });
@@ -215,17 +233,45 @@ impl SseSession {
         self.fail_all("the session ended");
     }
 
-    /// Forwards a client request; its answer arrives on the stream.
-    pub async fn call(self: &Arc<Self>, body: Bytes, client: &HeaderMap, id: &RawValue) -> Result<Call, UpstreamError> {
+    /// From now on the session serves many clients (see the module doc).
+    pub fn share(&self) {
+        self.shared.store(true, Ordering::Relaxed);
+    }
+
+    /// Forwards a client request for `owner`; its answer arrives on the stream.
+    pub async fn call(
+        self: &Arc<Self>,
+        body: Bytes,
+        client: &HeaderMap,
+        id: &RawValue,
+        owner: Owner,
+    ) -> Result<Call, UpstreamError> {
         let (events, receiver) = mpsc::channel(CALL_BUFFER);
         let message = Message::parse(&body).ok();
-        let token = message.as_ref().and_then(|m| jsonrpc::progress_token(m.params)).map(|t| t.to_string());
-        let version = message.filter(|m| m.method() == "initialize").map(|m| {
+        let client_token = message.as_ref().and_then(|m| jsonrpc::progress_token(m.params));
+        let version = message.as_ref().filter(|m| m.method() == "initialize").map(|m| {
             let asked = m.params.and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok());
             version::negotiate(asked.as_ref().and_then(|p| p.get("protocolVersion")?.as_str()))
         });
-        let id: Box<str> = id.get().into();
-        let waiting = Pending { id: id.clone(), token, version, events };
+        let shared = self.shared.load(Ordering::Relaxed);
+        let (body, id, token, rewritten) = match message.as_ref().filter(|_| shared) {
+            // Clients' ids and tokens may collide: the session gets mcpd's own.
+            Some(m) => {
+                let n = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                let upstream_id = format!("\"mcpd-{n}\"");
+                let token = serde_json::Value::String(format!("p{n}"));
+                let params = match (&client_token, m.params) {
+                    (Some(_), Some(p)) => jsonrpc::with_progress_token(p, "/_meta/progressToken", &token),
+                    (_, p) => p.map(|p| p.get().to_owned()),
+                };
+                let body = Bytes::from(jsonrpc::request(&upstream_id, m.method(), params.as_deref()));
+                let token = client_token.as_ref().map(|_| token.to_string());
+                let rewritten = Some((Box::from(id.get()), client_token.clone()));
+                (body, upstream_id.into_boxed_str(), token, rewritten)
+            }
+            None => (body.clone(), Box::from(id.get()), client_token.map(|t| t.to_string()), None),
+        };
+        let waiting = Pending { id: id.clone(), client: rewritten, owner, token, version, events };
         self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(waiting);
         let mut call = Call { session: Arc::clone(self), id, events: receiver, done: false };
         if let Err(error) = self.post(body, Some(client)).await {
@@ -310,6 +356,9 @@ impl SseSession {
             tracing::warn!(instance = %self.instance.label, "the instance sent an event that is not JSON-RPC");
             return;
         };
+        if self.shared.load(Ordering::Relaxed) {
+            return self.route_shared(&message, data.clone()).await;
+        }
         let target = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             match message.kind() {
@@ -348,6 +397,98 @@ impl SseSession {
             }
             None => self.outbox.push(data),
         }
+    }
+}
+
+impl SseSession {
+    /// [`Self::route`] for a shared session: answers and progress by mcpd's
+    /// own ids and tokens, given back as the client's; the rest by owner.
+    async fn route_shared(&self, message: &Message<'_>, data: Bytes) {
+        let method = message.method();
+        let token = match (message.kind(), method) {
+            (Kind::Notification, "notifications/progress") => message
+                .params
+                .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
+                .and_then(|p| p.get("progressToken").map(|t| t.to_string())),
+            _ => None,
+        };
+        if message.kind() == Kind::Response {
+            let id = message.id_text();
+            let waiting = {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                pending.iter().position(|p| &*p.id == id).map(|i| pending.remove(i))
+            };
+            let Some(waiting) = waiting else {
+                tracing::debug!(instance = %self.instance.label, "an answer nobody waits for");
+                return;
+            };
+            let bytes = match &waiting.client {
+                Some((client_id, _)) => Bytes::from(jsonrpc::response(client_id, message.result, message.error)),
+                None => data,
+            };
+            let _ = waiting.events.send(Event::Response { bytes, is_error: message.error.is_some() }).await;
+            return;
+        }
+        let (events, bytes) = {
+            let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let owner = token.as_ref().and_then(|t| pending.iter().find(|p| p.token.as_ref() == Some(t)));
+            if let Some(waiting) = owner {
+                let bytes = match (&waiting.client, message.params) {
+                    (Some((_, Some(client_token))), Some(params)) => {
+                        jsonrpc::with_progress_token(params, "/progressToken", client_token)
+                            .map(|p| Bytes::from(jsonrpc::notification(method, Some(&p))))
+                            .unwrap_or(data)
+                    }
+                    _ => data,
+                };
+                (vec![waiting.events.clone()], bytes)
+            } else {
+                let is_request = message.kind() == Kind::Request;
+                let owners: Vec<&Owner> = pending.iter().map(|p| &p.owner).collect();
+                match routing::destination(&owners, method, is_request) {
+                    Destination::Newest(i) => (vec![pending[i].events.clone()], data),
+                    Destination::EachOwner(each) => {
+                        (each.into_iter().map(|i| pending[i].events.clone()).collect(), data)
+                    }
+                    // As before: the session's outbox (change notifications reach listeners).
+                    Destination::Nobody if !is_request => (Vec::new(), data),
+                    Destination::Nobody | Destination::Ambiguous => {
+                        let why = match owners.iter().any(|o| !o.is_gateway()) {
+                            true => routing::AMBIGUOUS,
+                            false => routing::NOBODY,
+                        };
+                        drop(pending);
+                        routing::count_unroutable(&self.upstream.server, method, is_request, why);
+                        if is_request {
+                            self.refuse(message, why);
+                        }
+                        return;
+                    }
+                }
+            }
+        };
+        if events.is_empty() {
+            self.outbox.push(bytes);
+            return;
+        }
+        for events in events {
+            // A request that just ended: its client no longer listens.
+            let _ = events.send(Event::Message(bytes.clone())).await;
+        }
+    }
+
+    /// Answers a server request no client can take, without holding up the stream.
+    fn refuse(&self, message: &Message<'_>, why: &str) {
+        let answer = Bytes::from(routing::refusal(message.id_text(), message.method(), why));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (upstream, endpoint, label) =
+            (Arc::clone(&self.upstream), self.endpoint.clone(), self.instance.label.clone());
+        runtime.spawn(async move {
+            let request = upstream.post(endpoint, None, None, answer);
+            if let Err(error) = upstream.send(request).await {
+                tracing::debug!(instance = %label, "refusing a server request failed: {}", describe(&error));
+            }
+        });
     }
 }
 

@@ -177,3 +177,38 @@ async fn list_changed_reaches_every_client_in_flight() {
     let b_seen = b_call.finish().await;
     assert!(changed(&b_seen), "a change concerns every client: {b_seen:?}");
 }
+
+/// The stateless bridge keeps one session on an SSE-only instance for every
+/// stateless client: two clients using the same JSON-RPC id and progress
+/// token each get their own answer and progress.
+#[tokio::test]
+async fn a_kept_sse_session_keeps_stateless_clients_apart() {
+    use crate::stateless::{meta, modern};
+    let upstream = crate::http_upstream::Upstream::start("legacy", &[]);
+    let config = format!(
+        "[server.fx]\nurl = {:?}\nport = {{port}}\n[server.fx.upstream]\ntransport = \"sse\"\n",
+        upstream.url("/sse")
+    );
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let (a, b) = (Raw::new(mcpd.url("/mcp")), Raw::new(mcpd.url("/mcp")));
+    let mut with_token = meta(json!({}));
+    with_token["progressToken"] = json!("t");
+    // A's call is in flight (its first progress came) and waits 10 s before the next.
+    let slow = json!({"name": "slow_stream", "arguments": {"count": 2, "interval_ms": 10000}, "_meta": with_token});
+    let response = modern(&a, 7, "tools/call", slow, &[]).send().await.expect("POST");
+    assert_eq!(response.status(), 200);
+    let mut a_call = Answer { response, buffer: String::new(), seen: Vec::new() };
+    let first = a_call.next().await.expect("A's first progress");
+    assert_eq!(first["params"]["progress"], 1, "{first}");
+
+    // B, same id and token: its progress and answer are its own.
+    let quick = json!({"name": "slow_stream", "arguments": {"count": 1}, "_meta": with_token});
+    let (status, b_seen) = messages_of(modern(&b, 7, "tools/call", quick, &[]).send().await.expect("POST")).await;
+    assert_eq!(status, 200, "{b_seen:?}");
+    assert_eq!(b_seen.last().unwrap()["id"], 7);
+    assert_eq!(text_of(&b_seen.last().unwrap()["result"]), "sent 1 notifications", "B's own answer: {b_seen:?}");
+    let progress: Vec<&Value> = b_seen.iter().filter(|m| m["method"] == "notifications/progress").collect();
+    assert_eq!(progress.len(), 1, "{b_seen:?}");
+    assert_eq!((&progress[0]["params"]["progressToken"], &progress[0]["params"]["total"]), (&json!("t"), &json!(1)));
+    drop(a_call);
+}

@@ -212,7 +212,7 @@ async fn start(
         }
         Target::Session(kept) => {
             let headers = kept.headers(&http.req_header().headers);
-            kept.upstream.call(&Forward { message, body, headers: &headers }).await
+            kept.upstream.call_for(&Forward { message, body, headers: &headers }, owner).await
         }
         Target::PassThrough => match &route.http {
             Some(upstream) => upstream.post_stateless(body.clone(), &http.req_header().headers),

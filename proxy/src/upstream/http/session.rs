@@ -134,7 +134,7 @@ impl HttpUpstream {
         outbox: &Arc<Outbox>,
     ) -> Result<(SessionUpstream, super::super::Call), UpstreamError> {
         let session = sse_upstream::open(self, instance, client, outbox).await?;
-        match session.call(body, client, request_id).await {
+        match session.call(body, client, request_id, super::super::routing::Owner::gateway()).await {
             Ok(call) => Ok((SessionUpstream::Sse(session), super::super::Call::Sse(call))),
             Err(error) => {
                 session.close();
