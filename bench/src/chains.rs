@@ -8,6 +8,8 @@
 //! `examples/mcpd.toml` (each entry lists only the methods it needs).
 //! This module owns the chains' configs; the load is `load.rs`'s.
 
+use crate::load::Phase;
+use crate::procstat::{self, Usage};
 use crate::{load, start_mcpd, wasm};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -59,9 +61,10 @@ pub async fn run(clients: usize, seconds: u64, cores: usize) -> anyhow::Result<(
     let chains = chains()?;
     println!("mcpd fronting one pooled stdio echo server; {clients} clients; {seconds} s each; {cores} cores");
     println!();
-    println!("| plugins | req/s | vs none | p50 | p90 | p99 | max | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| plugins | req/s | vs none | mcpd CPU/req | CPU vs none | p50 | p90 | p99 | max | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut baseline = None;
+    let mut cpu_baseline = None;
     for chain in chains {
         let port = crate::free_port()?;
         let mut config = format!(
@@ -69,16 +72,28 @@ pub async fn run(clients: usize, seconds: u64, cores: usize) -> anyhow::Result<(
             server.display()
         );
         config.extend(chain.entries);
-        let _gateway = start_mcpd(&config, port).await?;
+        let gateway = start_mcpd(&config, port).await?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
-        let result = load::run(addr, "/mcp", clients, budget).await?;
+        // mcpd's own CPU per request (its stdio server excluded): on a
+        // shared machine throughput swings with the neighbours, CPU per
+        // request much less, so the ratio of CPU is the steadier figure.
+        let root = [gateway.0.id()];
+        let (mut start, mut end) = (Usage::default(), Usage::default());
+        let result = load::run_observed(addr, "/mcp", clients, budget, &mut |phase| match phase {
+            Phase::Measuring => start = procstat::sample(&root),
+            Phase::Measured => end = procstat::sample(&root),
+        })
+        .await?;
         let rate = result.rate();
         let base = *baseline.get_or_insert(rate);
+        let cpu_us = end.root_cpu.saturating_sub(start.root_cpu).as_secs_f64() * 1e6 / result.requests.max(1) as f64;
+        let cpu_base = *cpu_baseline.get_or_insert(cpu_us);
         println!(
-            "| {} | {rate:.0} | {:.0}% | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
+            "| {} | {rate:.0} | {:.0}% | {cpu_us:.1} µs | {:.0}% | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
             chain.label,
             100.0 * rate / base,
+            100.0 * cpu_base / cpu_us.max(1e-9),
             result.us(0.5),
             result.us(0.9),
             result.us(0.99),

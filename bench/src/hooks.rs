@@ -36,9 +36,20 @@ fn tools_call() -> McpMessage {
     }
 }
 
-/// Nanoseconds per `on_request` call of the plugin at `wasm`: on a reused
-/// warm instance (what mcpd does), or on a fresh instance per call.
-pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, fresh: bool) -> anyhow::Result<Histogram<u64>> {
+/// How the plugin is called.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// A warm instance, reused (what mcpd does), with the whole message.
+    Reused,
+    /// As `Reused`, with only what is always there: what mcpd passes a
+    /// plugin whose `reads` names no optional part.
+    ReusedLean,
+    /// A brand-new instance per call (isolation per request).
+    Fresh,
+}
+
+/// Nanoseconds per `on_request` call of the plugin at `wasm`.
+pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, mode: Mode) -> anyhow::Result<Histogram<u64>> {
     let settings = PluginSettings {
         path: wasm.to_path_buf(),
         on_error: OnError::Closed,
@@ -54,16 +65,20 @@ pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, fresh: boo
     };
     let slot = PluginSlot::load(settings, Arc::new(PluginStore::memory()), None).await?;
     let plugin = slot.current();
-    let message = tools_call();
+    let mut message = tools_call();
+    if mode == Mode::ReusedLean {
+        (message.params, message.session) = (None, None);
+        message.headers.clear();
+    }
     for _ in 0..iterations / 10 {
         plugin.call(Hook::Request, None, Some(&message)).await?;
     }
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)?;
     for _ in 0..iterations {
         let started = Instant::now();
-        match fresh {
-            false => plugin.call(Hook::Request, None, Some(&message)).await?,
-            true => plugin.call_fresh(Hook::Request, &message).await?,
+        match mode {
+            Mode::Fresh => plugin.call_fresh(Hook::Request, &message).await?,
+            _ => plugin.call(Hook::Request, None, Some(&message)).await?,
         };
         histogram.record(started.elapsed().as_nanos() as u64)?;
     }

@@ -189,17 +189,19 @@ async fn hooks(iterations: u64) -> anyhow::Result<()> {
     println!("| plugin | instance | p50 | p99 | mean |");
     println!("|---|---|---|---|---|");
     let example = r#"{"deny_tools":["crash"],"redact":"secret","principal_header":"x-user"}"#;
-    for (label, file, config, fresh) in [
-        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", false),
-        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, false),
-        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", true),
-        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, true),
+    use hooks::Mode;
+    for (label, file, config, mode) in [
+        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", Mode::Reused),
+        ("empty (noop), reads no optional part", "mcpd_noop_plugin.wasm", "{}", Mode::ReusedLean),
+        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, Mode::Reused),
+        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", Mode::Fresh),
+        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, Mode::Fresh),
     ] {
         // Fresh instances are slow enough that fewer calls say as much.
-        let n = if fresh { iterations / 20 } else { iterations };
-        let h = hooks::measure(&wasm(file)?, config, n, fresh).await?;
+        let n = if mode == Mode::Fresh { iterations / 20 } else { iterations };
+        let h = hooks::measure(&wasm(file)?, config, n, mode).await?;
         let us = |ns: f64| ns / 1000.0;
-        let instance = if fresh { "fresh per call" } else { "reused (mcpd)" };
+        let instance = if mode == Mode::Fresh { "fresh per call" } else { "reused (mcpd)" };
         println!(
             "| {label} | {instance} | {:.2} µs | {:.2} µs | {:.2} µs |",
             us(h.value_at_quantile(0.5) as f64),
