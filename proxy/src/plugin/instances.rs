@@ -196,3 +196,20 @@ impl<W: World> Instances<W> {
         PluginError::Trap { plugin, reason: text.lines().take(3).collect::<Vec<_>>().join(" / ") }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_built_against_another_contract_is_told_to_rebuild() {
+        // What wasmtime says when a 0.1.0 plugin meets this mcpd's linker.
+        let old = wasmtime::Error::msg(
+            "component imports instance `mcpd:plugin/host@0.1.0`, but a matching implementation was not found in the linker",
+        );
+        let text = link_error(old);
+        assert!(text.contains("this mcpd serves mcpd:plugin@0.2.0: rebuild it"), "{text}");
+        let other = wasmtime::Error::msg("instance export `mcpd:plugin/host@0.2.0#log` has the wrong type");
+        assert!(!link_error(other).contains("rebuild"));
+    }
+}
