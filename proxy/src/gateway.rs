@@ -37,6 +37,9 @@ pub struct Gateway {
     draining: AtomicBool,
     in_flight: AtomicUsize,
     idle: Notify,
+    /// The runtime client requests run on, once the front has started.
+    front: std::sync::OnceLock<tokio::runtime::Handle>,
+    front_started: Notify,
 }
 
 /// Counts one request in flight for draining; released on drop.
@@ -75,6 +78,8 @@ impl Gateway {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            front: std::sync::OnceLock::new(),
+            front_started: Notify::new(),
         }))
     }
 
@@ -143,14 +148,36 @@ impl Gateway {
         failed
     }
 
+    /// Called by the front as it starts: client requests run on `runtime`.
+    pub fn serve_on(&self, runtime: tokio::runtime::Handle) {
+        if self.front.set(runtime).is_ok() {
+            self.front_started.notify_waiters();
+        }
+    }
+
+    /// The runtime client requests run on, once the front has started.
+    async fn front_runtime(&self) -> tokio::runtime::Handle {
+        loop {
+            let started = self.front_started.notified();
+            if let Some(runtime) = self.front.get() {
+                return runtime.clone();
+            }
+            started.await;
+        }
+    }
+
     /// Keeps pools filled, checks health and reaps idle sessions until `shutdown`.
     pub async fn run_background(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Pooled processes start on the front's runtime, where the requests
+        // that use them run (see `front::service`): their I/O then never
+        // crosses threads.
+        let front = self.front_runtime().await;
         for route in &self.routes {
             route.bridge.set_stop(stop_rx.clone());
             for pool in route.pool.iter().chain(&route.replicas) {
                 for slot in 0..pool.size() {
-                    tokio::spawn(Arc::clone(pool).supervise_slot(slot, stop_rx.clone()));
+                    front.spawn(Arc::clone(pool).supervise_slot(slot, stop_rx.clone()));
                 }
             }
             if route.settings.http_upstream.as_ref().is_some_and(|h| h.supervised) {

@@ -9,6 +9,7 @@ mod intake;
 mod plugin_hooks;
 mod respond;
 mod router;
+mod service;
 mod sse;
 mod stateless;
 mod streamable_http;
@@ -32,16 +33,16 @@ pub struct McpApp {
 }
 
 /// One Pingora service listening on every configured address.
-pub fn service(gateway: Arc<Gateway>) -> Service<McpApp> {
+pub fn service(gateway: Arc<Gateway>) -> service::FrontService {
     let mut addresses: Vec<std::net::SocketAddr> = gateway.config.servers.iter().map(|s| s.listen).collect();
     addresses.sort();
     addresses.dedup();
-    let app = McpApp { router: Router::new(&gateway.routes), gateway, sse: Arc::default() };
-    let mut service = Service::new("mcpd".to_string(), app);
+    let app = McpApp { router: Router::new(&gateway.routes), gateway: Arc::clone(&gateway), sse: Arc::default() };
+    let mut inner = Service::new("mcpd".to_string(), app);
     for address in addresses {
-        service.add_tcp(&address.to_string());
+        inner.add_tcp(&address.to_string());
     }
-    service
+    service::FrontService { inner, gateway }
 }
 
 #[async_trait]
