@@ -57,7 +57,7 @@ impl Plugin for Auth {
     /// client at the metadata document.
     fn describe(&self) -> Info {
         if self.policy.tool_scopes.is_empty() {
-            return Info::new("auth", env!("CARGO_PKG_VERSION"), Hooks::HTTP_REQUEST);
+            return Info { hooks: Hooks::HTTP_REQUEST, ..Self::info() };
         }
         let reads = if self.policy.metadata.is_some() { Parts::HEADERS } else { Parts::empty() };
         Self::info().request_methods(["tools/call"]).reads(reads)

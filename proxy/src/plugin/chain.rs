@@ -371,3 +371,40 @@ fn merge_headers(headers: &mut Vec<Header>, changes: Vec<Header>) {
         headers.push(Header { name, value: change.value });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::bindings::Direction;
+
+    fn message() -> McpMessage {
+        McpMessage {
+            direction: Direction::ClientToServer,
+            kind: MessageKind::Request,
+            method: Some("tools/call".into()),
+            id: Some("1".into()),
+            name: Some("echo".into()),
+            params: Some(r#"{"name":"echo"}"#.into()),
+            error: None,
+            session: Some("s1".into()),
+            principal: Some("ada".into()),
+            scopes: vec!["mcp:read".into()],
+            client_address: "127.0.0.1".into(),
+            headers: vec![Header { name: "x-user".into(), value: "ada".into() }],
+            route: "fx".into(),
+        }
+    }
+
+    #[test]
+    fn a_plugin_gets_only_the_parts_it_reads_and_the_next_gets_them_back() {
+        let mut seen = message();
+        let hidden = Hidden::take(&mut seen, MessageParts::SESSION);
+        assert_eq!((seen.params.as_deref(), seen.headers.len()), (None, 0), "params and headers left out");
+        assert_eq!((seen.session.as_deref(), seen.name.as_deref()), (Some("s1"), Some("echo")), "always there");
+        hidden.restore(&mut seen);
+        assert_eq!(format!("{seen:?}"), format!("{:?}", message()), "all put back");
+        let hidden = Hidden::take(&mut seen, MessageParts::all());
+        assert_eq!(format!("{seen:?}"), format!("{:?}", message()), "a plugin that reads all gets all");
+        hidden.restore(&mut seen);
+    }
+}

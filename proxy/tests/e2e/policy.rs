@@ -207,6 +207,39 @@ async fn tool_policy_lists_only_what_a_caller_may_use_and_refuses_the_rest() {
     assert!(metrics.lines().any(|l| l.starts_with("mcpd_plugin_tool_policy_hidden_total")), "{metrics}");
 }
 
+/// `mcpd_plugin_calls_total` of `plugin`'s `hook`, all outcomes summed.
+fn calls(metrics: &str, plugin: &str, hook: &str) -> u64 {
+    let (plugin, hook) = (format!("plugin=\"{plugin}\""), format!("hook=\"{hook}\""));
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("mcpd_plugin_calls_total{") && l.contains(&plugin) && l.contains(&hook))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// tool-policy declares (contract 0.2.0) that its request hook wants only
+/// requests naming a tool, prompt or resource and its response hook only
+/// list answers: mcpd calls it for nothing else.
+#[tokio::test]
+async fn a_plugin_is_called_only_for_the_methods_it_declares() {
+    let mcpd = Mcpd::start(&chain("mcpd_tool_policy.wasm", POLICY), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let session = raw.initialize().await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+    assert_eq!(post_as(&raw, &session, Some("ada"), list).await.status, 200);
+    let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+    assert_eq!(post_as(&raw, &session, Some("ada"), ping).await.status, 200);
+    let echo = post_as(&raw, &session, Some("ada"), tool_call(4, "echo", json!({"text": "hi"}))).await;
+    assert_eq!(echo.status, 200, "{}", echo.body);
+
+    let metrics = metrics(&mcpd).await;
+    // initialize, tools/list and ping requests and every answer but the
+    // list's never reach it; the example plugin before it sees them all.
+    assert_eq!(calls(&metrics, "tool-policy", "request"), 1, "only the tools/call\n{metrics}");
+    assert_eq!(calls(&metrics, "tool-policy", "response"), 1, "only the tools/list answer\n{metrics}");
+    assert!(calls(&metrics, "mcpd-plugin-example", "response") >= 4, "{metrics}");
+}
+
 #[tokio::test]
 async fn tool_policy_renames_tools_in_lists_and_maps_calls_back() {
     let config = r#"default = "allow"
