@@ -211,7 +211,7 @@ async fn post(
         },
         (Kind::Request, _) => forward::request(gateway, route, http, &message, &body, caller).await,
         (Kind::Notification, _) => forward::notification(gateway, route, http, &message, &body).await,
-        (Kind::Response, _) => forward::client_answer(gateway, route, http, &message, &body).await,
+        (Kind::Response, _) => forward::client_answer(gateway, route, http, &message, &body, caller).await,
     }
 }
 

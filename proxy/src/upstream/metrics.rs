@@ -47,6 +47,14 @@ static UNROUTABLE: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(IntCounterVec::new(opts, &["server", "kind"]).expect("valid metric"))
 });
 
+static REFUSED_ANSWERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "mcpd_refused_client_answers_total",
+        "Client answers to a stdio server's requests that mcpd did not pass on, by reason",
+    );
+    register(IntCounterVec::new(opts, &["server", "reason"]).expect("valid metric"))
+});
+
 /// One instance's metric handles.
 pub struct InstanceMetrics {
     pub ok: IntCounter,
@@ -84,4 +92,10 @@ pub fn replica_sessions(server: &str, slot: usize) -> IntGauge {
 /// (`kind`: `notification` or `request`).
 pub fn unroutable(server: &str, kind: &str) -> IntCounter {
     UNROUTABLE.with_label_values(&[server, kind])
+}
+
+/// A client's answer to a server request that mcpd refused (`reason`:
+/// `unknown` or `not_owner`).
+pub fn refused_answer(server: &str, reason: &str) -> IntCounter {
+    REFUSED_ANSWERS.with_label_values(&[server, reason])
 }

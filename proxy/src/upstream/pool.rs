@@ -13,8 +13,10 @@
 
 use super::INITIALIZE_TIMEOUT;
 use super::balance::{Balancer, Candidate, Lease};
-use super::stdio::StdioProcess;
+use super::routing::{self, Owner, RefusedAnswer};
+use super::stdio::{StdioProcess, parse_gateway_id};
 use crate::config::ServerSettings;
+use crate::mcp::jsonrpc::Message;
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -87,6 +89,19 @@ impl Pool {
     pub fn find(&self, uid: u64) -> Option<Arc<StdioProcess>> {
         let live = self.live.read().unwrap_or_else(|e| e.into_inner());
         live.iter().flatten().find(|p| p.uid == uid).cloned()
+    }
+
+    /// Passes `from`'s answer to a server request on to the process that
+    /// sent the request; `false` (counted) when none of them waits for it
+    /// from `from`.
+    pub async fn answer(&self, answer: &Message<'_>, from: &Owner) -> bool {
+        match parse_gateway_id(answer.id).and_then(|id| self.find(id.uid)) {
+            Some(process) => process.answer(answer, from).await.unwrap_or(false),
+            None => {
+                routing::count_refused_answer(&self.settings.name, answer.id_text(), RefusedAnswer::Unknown);
+                false
+            }
+        }
     }
 
     pub fn all(&self) -> Vec<Arc<StdioProcess>> {

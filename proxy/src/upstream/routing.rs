@@ -24,6 +24,14 @@
 //! - No client request in flight: as before, a notification is dropped
 //!   (there is no stream to put it on); a request is answered the same way.
 //!
+//! The same owners guard the client's side:
+//!
+//! - A server→client request mcpd relays gets an id with 128 random bits
+//!   (see [`super::stdio`]) and remembers the owner it went to. An answer
+//!   is passed on only from that owner ([`Owner::may_answer`]); any other
+//!   answer is refused as one for an unknown id would be, and counted in
+//!   `mcpd_refused_client_answers_total{server,reason}`.
+//!
 //! Upstreams one session owns (a process per session, an HTTP session) do
 //! not use this: everything goes to that session.
 
@@ -38,7 +46,19 @@ pub const NOBODY: &str = "no client request is in flight on this shared server t
 
 /// Who a request in flight is for, as far as mcpd can tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Owner(Option<Arc<str>>);
+pub struct Owner(Option<Who>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Who {
+    Session(Arc<str>),
+    Principal(Arc<str>),
+    /// An anonymous sessionless client: its connection (address and port)
+    /// and, apart, its address.
+    Peer {
+        connection: Arc<str>,
+        address: Arc<str>,
+    },
+}
 
 impl Owner {
     /// mcpd's own requests: no client listens to them.
@@ -48,7 +68,7 @@ impl Owner {
 
     /// A client session (mcpd's session id, a legacy SSE connection's id).
     pub fn session(id: &str) -> Owner {
-        Owner(Some(format!("session {id}").into()))
+        Owner(Some(Who::Session(id.into())))
     }
 
     /// A sessionless request: its principal when a plugin named one (the
@@ -58,13 +78,34 @@ impl Owner {
     /// behind one address).
     pub fn caller(principal: Option<&str>, peer: &str) -> Owner {
         Owner(Some(match principal {
-            Some(principal) => format!("principal {principal}").into(),
-            None => format!("peer {peer}").into(),
+            Some(principal) => Who::Principal(principal.into()),
+            None => {
+                let address = match peer.parse::<std::net::SocketAddr>() {
+                    Ok(socket) => socket.ip().to_string().into(),
+                    Err(_) => peer.into(),
+                };
+                Who::Peer { connection: peer.into(), address }
+            }
         }))
     }
 
     pub fn is_gateway(&self) -> bool {
         self.0.is_none()
+    }
+
+    /// Whether `from` may answer a server request mcpd relayed to this
+    /// owner: the same session or principal; for an anonymous client, the
+    /// same address (its answer comes on a connection of its own, for the
+    /// request's stream still holds the one the request came on; the
+    /// unguessable request id is what keeps other clients at that address
+    /// out). mcpd itself (the stateless bridge answering for its client)
+    /// may answer anything it relayed.
+    pub fn may_answer(&self, from: &Owner) -> bool {
+        match (&self.0, &from.0) {
+            (_, None) => true,
+            (Some(Who::Peer { address: ours, .. }), Some(Who::Peer { address: theirs, .. })) => ours == theirs,
+            (ours, theirs) => ours == theirs,
+        }
     }
 }
 
@@ -111,6 +152,33 @@ pub fn destination(owners: &[&Owner], method: &str, is_request: bool) -> Destina
     Destination::EachOwner(each)
 }
 
+/// Why mcpd kept a client's answer to a server request from the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusedAnswer {
+    /// No server request with that id is waiting (never was, already
+    /// answered, or its process is gone).
+    Unknown,
+    /// The request is waiting, but for another client.
+    NotOwner,
+}
+
+/// Counts (in `mcpd_refused_client_answers_total{server,reason}`) and logs
+/// an answer mcpd did not pass on. The client is told the same in both
+/// cases (no such request waits), so it learns nothing about others'.
+pub fn count_refused_answer(server: &str, id: &str, why: RefusedAnswer) {
+    let reason = match why {
+        RefusedAnswer::Unknown => "unknown",
+        RefusedAnswer::NotOwner => "not_owner",
+    };
+    metrics::refused_answer(server, reason).inc();
+    match why {
+        RefusedAnswer::Unknown => tracing::debug!(server, id, "client answer for no waiting server request refused"),
+        RefusedAnswer::NotOwner => {
+            tracing::warn!(server, id, "client answered a server request relayed to another client; refused")
+        }
+    }
+}
+
 /// Counts (and logs at debug) a message the policy kept from every client.
 pub fn count_unroutable(server: &str, method: &str, is_request: bool, why: &str) {
     let kind = if is_request { "request" } else { "notification" };
@@ -152,6 +220,22 @@ mod tests {
         // The same principal is one client whatever its connection.
         let (p, q) = (Owner::caller(Some("alice"), "127.0.0.1:1"), Owner::caller(Some("alice"), "127.0.0.1:2"));
         assert_eq!(destination(&[&p, &q], "notifications/message", false), Destination::Newest(1));
+    }
+
+    #[test]
+    fn only_the_owner_asked_may_answer() {
+        let (s, t) = (Owner::session("s"), Owner::session("t"));
+        assert!(s.may_answer(&s) && !s.may_answer(&t));
+        // An anonymous client answers on another connection from its address.
+        let (a1, a2) = (Owner::caller(None, "127.0.0.1:1"), Owner::caller(None, "127.0.0.1:2"));
+        let b = Owner::caller(None, "127.0.0.2:1");
+        assert!(a1.may_answer(&a2) && !a1.may_answer(&b));
+        assert!(Owner::caller(None, "[::1]:5").may_answer(&Owner::caller(None, "[::1]:6")));
+        let (alice, bob) = (Owner::caller(Some("alice"), "127.0.0.1:1"), Owner::caller(Some("bob"), "127.0.0.1:1"));
+        assert!(alice.may_answer(&alice) && !alice.may_answer(&bob));
+        assert!(!alice.may_answer(&a1) && !a1.may_answer(&alice) && !s.may_answer(&a1));
+        // mcpd answers for the client it relayed to (the stateless bridge).
+        assert!(s.may_answer(&Owner::gateway()));
     }
 
     #[test]

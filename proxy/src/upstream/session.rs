@@ -141,12 +141,9 @@ impl SessionUpstream {
     /// when no such request waits (stdio knows; HTTP instances judge themselves).
     pub async fn answer(&self, forward: &Forward<'_>) -> Result<bool, UpstreamError> {
         match self {
-            SessionUpstream::Process(p) | SessionUpstream::Replica(p, ..) => {
-                match super::stdio::parse_gateway_id(forward.message.id) {
-                    Some((uid, sequence)) if uid == p.uid => p.answer(sequence, forward.message).await,
-                    _ => Ok(false),
-                }
-            }
+            // A session's own process: any answer the session sends is its own.
+            SessionUpstream::Process(p) => p.answer(forward.message, &Owner::gateway()).await,
+            SessionUpstream::Replica(p, _, owner) => p.answer(forward.message, owner).await,
             SessionUpstream::Http(h) => h.send(forward.body.clone(), forward.headers).await.map(|_| true),
             SessionUpstream::Sse(s) => s.post(forward.body.clone(), Some(forward.headers)).await.map(|_| true),
         }

@@ -6,8 +6,11 @@
 //! out. Progress tokens are rewritten the same way, so `notifications/progress`
 //! reaches the request that asked for it. Requests the server sends to the
 //! client (sampling, elicitation, roots, ping) get a gateway id
-//! `mcpd-<process>-<n>` that tells mcpd, when the client answers, which
-//! process and which original id the answer belongs to.
+//! `mcpd-<process>-<32 hex digits>` that tells mcpd, when the client
+//! answers, which process and which original id the answer belongs to. The
+//! hex digits are 128 random bits, so only the client that was sent the
+//! request can name it; on a shared process the answer must also come
+//! from the owner the request was relayed to ([`Owner::may_answer`]).
 //!
 //! Everything else the server says (log messages, other notifications,
 //! server→client requests) names no request. A process of one session
@@ -22,13 +25,14 @@
 //! What this module does not do: decide which process serves a client
 //! (sessions and the pool do), or speak HTTP (the front does).
 
-use super::routing::{self, Destination, Owner};
+use super::routing::{self, Destination, Owner, RefusedAnswer};
 pub use super::{Event, UpstreamError};
 use crate::config::ServerSettings;
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::session::outbox::Outbox;
 use bytes::Bytes;
 use serde_json::value::RawValue;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -44,6 +48,8 @@ const STDIN_QUEUE: usize = 1024;
 const CALL_BUFFER: usize = 64;
 /// Grace given to a process between closing stdin, SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// JSON-RPC error message a server gets for a request mcpd could not name.
+const NO_RANDOM: &str = "mcpd could not draw a random id to relay this request under";
 
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
@@ -56,13 +62,21 @@ struct Pending {
     owner: Owner,
 }
 
+/// A request the server sent to a client, waiting for the client's answer.
+struct ServerRequest {
+    /// The server's own id for it.
+    original: Box<RawValue>,
+    /// Who may answer: the client it was relayed to on a shared process;
+    /// `None` on a process of one session (the session is the check).
+    owner: Option<Owner>,
+}
+
 #[derive(Default)]
 struct State {
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
-    /// Original ids of requests the server sent to the client, by gateway sequence.
-    server_requests: HashMap<u64, Box<RawValue>>,
-    next_server_request: u64,
+    /// Requests the server sent to clients, by the random part of their gateway id.
+    server_requests: HashMap<u128, ServerRequest>,
     exited: Option<String>,
 }
 
@@ -199,16 +213,34 @@ impl StdioProcess {
         self.send(jsonrpc::notification(method, params.map(RawValue::get))).await
     }
 
-    /// Passes the client's answer to a server→client request back, with the
-    /// server's original id. `false` when no such request is waiting.
-    pub async fn answer(&self, sequence: u64, answer: &Message<'_>) -> Result<bool, UpstreamError> {
-        let original = self.lock().server_requests.remove(&sequence);
+    /// Passes `from`'s answer to a server→client request back, with the
+    /// server's original id. `false` (counted and logged) when no such
+    /// request of this process is waiting, or it waits for another owner
+    /// (which may still answer it).
+    pub async fn answer(&self, answer: &Message<'_>, from: &Owner) -> Result<bool, UpstreamError> {
+        let refuse = |why| {
+            routing::count_refused_answer(&self.server, answer.id_text(), why);
+            Ok(false)
+        };
+        let Some(id) = parse_gateway_id(answer.id).filter(|id| id.uid == self.uid) else {
+            return refuse(RefusedAnswer::Unknown);
+        };
+        let original = {
+            let mut state = self.lock();
+            match state.server_requests.entry(id.token) {
+                Entry::Vacant(_) => Err(RefusedAnswer::Unknown),
+                Entry::Occupied(asked) if !asked.get().owner.as_ref().is_none_or(|o| o.may_answer(from)) => {
+                    Err(RefusedAnswer::NotOwner)
+                }
+                Entry::Occupied(asked) => Ok(asked.remove().original),
+            }
+        };
         match original {
-            Some(id) => {
-                self.send(jsonrpc::response(id.get(), answer.result, answer.error)).await?;
+            Ok(original) => {
+                self.send(jsonrpc::response(original.get(), answer.result, answer.error)).await?;
                 Ok(true)
             }
-            None => Ok(false),
+            Err(why) => refuse(why),
         }
     }
 
@@ -394,14 +426,11 @@ impl StdioProcess {
             Kind::Response => self.on_response(&message).await,
             Kind::Request if self.shared => self.on_shared_request(&message).await,
             Kind::Request => {
-                let sequence = {
-                    let mut state = self.lock();
-                    state.next_server_request += 1;
-                    let sequence = state.next_server_request;
-                    state.server_requests.insert(sequence, message.id.unwrap_or(jsonrpc::null()).to_owned());
-                    sequence
+                let original = message.id.unwrap_or(jsonrpc::null());
+                let Some((id, _)) = self.register_server_request(original, None) else {
+                    let _ = self.send(routing::refusal(original.get(), message.method(), NO_RANDOM)).await;
+                    return;
                 };
-                let id = format!("\"mcpd-{}-{}\"", self.uid, sequence);
                 let bytes = jsonrpc::request(&id, message.method(), message.params.map(RawValue::get));
                 self.deliver(Bytes::from(bytes)).await;
             }
@@ -470,13 +499,13 @@ impl StdioProcess {
         true
     }
 
-    /// The requests in flight the routing policy picks for a message of a
-    /// shared process, oldest first; the reason when it picks none.
-    fn shared_targets(&self, method: &str, is_request: bool) -> Result<Vec<mpsc::Sender<Event>>, &'static str> {
+    /// The requests in flight the routing policy picks for a notification
+    /// of a shared process, oldest first; the reason when it picks none.
+    fn shared_targets(&self, method: &str) -> Result<Vec<mpsc::Sender<Event>>, &'static str> {
         let state = self.lock();
         let pending: Vec<&Pending> = state.pending.values().collect();
         let owners: Vec<&Owner> = pending.iter().map(|p| &p.owner).collect();
-        match routing::destination(&owners, method, is_request) {
+        match routing::destination(&owners, method, false) {
             Destination::Newest(i) => Ok(vec![pending[i].events.clone()]),
             Destination::EachOwner(each) => Ok(each.into_iter().map(|i| pending[i].events.clone()).collect()),
             Destination::Ambiguous => Err(routing::AMBIGUOUS),
@@ -484,9 +513,23 @@ impl StdioProcess {
         }
     }
 
+    /// The one request in flight the policy picks for a shared process's
+    /// request to a client, with that request's owner.
+    fn shared_target(&self, method: &str) -> Result<(mpsc::Sender<Event>, Owner), &'static str> {
+        let state = self.lock();
+        let pending: Vec<&Pending> = state.pending.values().collect();
+        let owners: Vec<&Owner> = pending.iter().map(|p| &p.owner).collect();
+        match routing::destination(&owners, method, true) {
+            Destination::Newest(i) => Ok((pending[i].events.clone(), pending[i].owner.clone())),
+            // Not for requests; should the policy change, nobody gets one.
+            Destination::EachOwner(_) | Destination::Ambiguous => Err(routing::AMBIGUOUS),
+            Destination::Nobody => Err(routing::NOBODY),
+        }
+    }
+
     /// A shared process's notification, to the client(s) the policy picks.
     async fn deliver_shared(&self, method: &str, bytes: Bytes) {
-        match self.shared_targets(method, false) {
+        match self.shared_targets(method) {
             Ok(targets) => {
                 for events in targets {
                     // A request that just ended: its client no longer listens.
@@ -497,30 +540,40 @@ impl StdioProcess {
         }
     }
 
+    /// Remembers a request the server sends to a client (`owner`: who may
+    /// answer it) and returns the gateway id (JSON) it travels under, with
+    /// the random part that names it; `None` when no randomness is to be had.
+    fn register_server_request(&self, original: &RawValue, owner: Option<Owner>) -> Option<(String, u128)> {
+        let mut random = [0u8; 16];
+        if let Err(error) = getrandom::fill(&mut random) {
+            tracing::error!(server = %self.server, uid = self.uid, "no random id for a server request: {error}");
+            return None;
+        }
+        let token = u128::from_be_bytes(random);
+        let asked = ServerRequest { original: original.to_owned(), owner };
+        self.lock().server_requests.insert(token, asked);
+        Some((format!("\"mcpd-{}-{token:032x}\"", self.uid), token))
+    }
+
     /// A shared process's request to a client: relayed to the one client
-    /// the policy picks, else answered at once so the server does not wait.
+    /// the policy picks (who alone may answer it), else answered at once so
+    /// the server does not wait.
     async fn on_shared_request(&self, message: &Message<'_>) {
         let method = message.method();
         let original = message.id.unwrap_or(jsonrpc::null());
-        let target = self.shared_targets(method, true).map(|mut targets| targets.pop());
+        let target = self.shared_target(method);
         let why = match target {
-            Ok(Some(events)) => {
-                let sequence = {
-                    let mut state = self.lock();
-                    state.next_server_request += 1;
-                    let sequence = state.next_server_request;
-                    state.server_requests.insert(sequence, original.to_owned());
-                    sequence
-                };
-                let id = format!("\"mcpd-{}-{}\"", self.uid, sequence);
-                let bytes = jsonrpc::request(&id, method, message.params.map(RawValue::get));
-                if events.send(Event::Message(Bytes::from(bytes))).await.is_ok() {
-                    return;
+            Ok((events, owner)) => match self.register_server_request(original, Some(owner)) {
+                Some((id, token)) => {
+                    let bytes = jsonrpc::request(&id, method, message.params.map(RawValue::get));
+                    if events.send(Event::Message(Bytes::from(bytes))).await.is_ok() {
+                        return;
+                    }
+                    self.lock().server_requests.remove(&token);
+                    routing::NOBODY
                 }
-                self.lock().server_requests.remove(&sequence);
-                routing::NOBODY
-            }
-            Ok(None) => routing::NOBODY,
+                None => NO_RANDOM,
+            },
             Err(why) => why,
         };
         routing::count_unroutable(&self.server, method, true, why);
@@ -550,12 +603,24 @@ impl StdioProcess {
     }
 }
 
-/// The (process uid, sequence) a gateway id `"mcpd-<uid>-<n>"` names: the
-/// id mcpd gave a server's request, which the client's answer carries back.
-pub fn parse_gateway_id(id: Option<&RawValue>) -> Option<(u64, u64)> {
+/// What a gateway id `"mcpd-<uid>-<32 hex digits>"` names: the id mcpd
+/// gave a server's request, which the client's answer carries back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GatewayId {
+    /// The process the request came from.
+    pub uid: u64,
+    /// Its random part.
+    token: u128,
+}
+
+/// The [`GatewayId`] an answer's id names, if it is one.
+pub fn parse_gateway_id(id: Option<&RawValue>) -> Option<GatewayId> {
     let id = serde_json::from_str::<&str>(id?.get()).ok()?;
-    let (uid, sequence) = id.strip_prefix("mcpd-")?.split_once('-')?;
-    Some((uid.parse().ok()?, sequence.parse().ok()?))
+    let (uid, token) = id.strip_prefix("mcpd-")?.split_once('-')?;
+    if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(GatewayId { uid: uid.parse().ok()?, token: u128::from_str_radix(token, 16).ok()? })
 }
 
 /// A forwarded request waiting for its answer.
@@ -618,5 +683,26 @@ async fn log_stderr(stderr: tokio::process::ChildStderr, server: Arc<str>, pid: 
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(target: "mcpd::server_stderr", server = %server, pid = ?pid, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).expect("JSON")
+    }
+
+    #[test]
+    fn gateway_ids_carry_the_process_and_128_random_bits() {
+        let parsed = parse_gateway_id(Some(&id(&format!("\"mcpd-12-{:032x}\"", u128::MAX - 1))));
+        assert_eq!(parsed, Some(GatewayId { uid: 12, token: u128::MAX - 1 }));
+        // Old-style sequence numbers and other shapes name nothing.
+        for other in [r#""mcpd-12-3""#, r#""mcpd-12-""#, "7", r#""mcpd-x-00000000000000000000000000000001""#] {
+            assert_eq!(parse_gateway_id(Some(&id(other))), None, "{other}");
+        }
+        let signed = format!("\"mcpd-1-+{}\"", "0".repeat(31));
+        assert_eq!(parse_gateway_id(Some(&id(&signed))), None, "only hex digits");
     }
 }

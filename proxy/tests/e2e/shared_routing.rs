@@ -1,9 +1,11 @@
 //! Where a shared stdio process's unattributable messages go (log lines,
 //! list-changed notifications, server→client requests) when several
 //! clients have requests in flight on it: a pool with sessions off and a
-//! replica shared by sessions. The fixture's `gate` tool waits for a
-//! client notification before it logs or asks, so every interleaving here
-//! is set up by awaited events, not by timing.
+//! replica shared by sessions. And the other way: that only the client a
+//! server request went to can answer it (its id is unguessable, and an
+//! answer from anyone else is refused). The fixture's
+//! `gate` tool waits for a client notification before it logs or asks, so
+//! every interleaving here is set up by awaited events, not by timing.
 //!
 //! Not here: per-session processes (protocol.rs, client.rs) and the
 //! stateless bridge's own rules (stateless.rs).
@@ -50,6 +52,15 @@ impl Client {
         let body = json!({"jsonrpc": "2.0", "method": "notifications/fixture/release", "params": {"key": key}});
         let response = self.raw.post(self.session.as_deref(), body.to_string()).send().await.expect("POST release");
         assert_eq!(response.status(), 202);
+    }
+
+    /// Answers the server's sampling request `id` with `text`: mcpd's
+    /// status and body (a JSON-RPC error when it refused).
+    async fn answer(&self, id: &str, text: &str) -> (u16, Value) {
+        let result = json!({"role": "assistant", "content": {"type": "text", "text": text}, "model": "m"});
+        let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+        let (status, mut messages) = self.raw.rpc(self.session.as_deref(), body).await;
+        (status, messages.pop().unwrap_or(Value::Null))
     }
 }
 
@@ -98,12 +109,19 @@ fn result_text(messages: &[Value]) -> String {
     text_of(&answer["result"])
 }
 
-async fn unroutable(mcpd: &Mcpd, kind: &str) -> u64 {
+/// The value of the counter `name` whose labels include `label` (0 when absent).
+async fn counter(mcpd: &Mcpd, name: &str, label: &str) -> u64 {
     let metrics = reqwest::get(mcpd.url("/metrics")).await.expect("metrics").text().await.expect("text");
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("mcpd_unroutable_server_messages_total") && l.contains(&format!("kind=\"{kind}\"")));
+    let line = metrics.lines().find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label));
     line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+}
+
+async fn unroutable(mcpd: &Mcpd, kind: &str) -> u64 {
+    counter(mcpd, "mcpd_unroutable_server_messages_total", &format!("kind=\"{kind}\"")).await
+}
+
+async fn refused_answers(mcpd: &Mcpd, reason: &str) -> u64 {
+    counter(mcpd, "mcpd_refused_client_answers_total", &format!("reason=\"{reason}\"")).await
 }
 
 /// A's log line while B's request is in flight (and newer) reaches
@@ -176,6 +194,56 @@ async fn list_changed_reaches_every_client_in_flight() {
     b.release("b").await;
     let b_seen = b_call.finish().await;
     assert!(changed(&b_seen), "a change concerns every client: {b_seen:?}");
+}
+
+/// `a`'s gate asks the client to sample; `b` (another client of the same
+/// process) answers first and is refused exactly as for an id nobody
+/// asked, then `a` answers and its answer is the one the server gets.
+async fn only_the_asked_client_answers(mcpd: &Mcpd, a: &Client, b: &Client) {
+    let mut a_call = a.gate(1, "a", "sample").await;
+    a.release("a").await;
+    let ask = a_call.next().await.expect("the server's request");
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let id = ask["id"].as_str().expect("a gateway id is a string").to_owned();
+
+    let (status, refused) = b.answer(&id, "from b").await;
+    assert_eq!(status, 400, "another client cannot answer: {refused}");
+    let guessed = format!("mcpd-1-{:032x}", 7);
+    let (unknown_status, unknown) = b.answer(&guessed, "guessed").await;
+    assert_eq!(unknown_status, 400, "{unknown}");
+    assert_eq!(refused["error"]["code"], unknown["error"]["code"], "refused like an unknown id: {refused} {unknown}");
+    assert_eq!(refused_answers(mcpd, "not_owner").await, 1);
+    assert_eq!(refused_answers(mcpd, "unknown").await, 1);
+
+    let (uid, random) = id.strip_prefix("mcpd-").and_then(|r| r.split_once('-')).expect("mcpd-<process>-<random>");
+    assert!(uid.parse::<u64>().is_ok(), "{id}");
+    assert!(random.len() == 32 && random.bytes().all(|b| b.is_ascii_hexdigit()), "128 random bits, in hex: {id}");
+
+    assert_eq!(a.answer(&id, "from a").await.0, 202, "the client asked answers");
+    let said = result_text(&a_call.finish().await);
+    assert!(said.contains("from a") && !said.contains("from b"), "{said}");
+}
+
+#[tokio::test]
+async fn a_shared_replicas_request_is_answered_only_by_the_session_it_went_to() {
+    let mcpd = Mcpd::start(REPLICA, &["/health"]).await;
+    let (a, b) = (Client::new(&mcpd, true).await, Client::new(&mcpd, true).await);
+    only_the_asked_client_answers(&mcpd, &a, &b).await;
+}
+
+/// With sessions off and no principal, the client is its address: `b`
+/// connects from 127.0.0.2. `a`'s answer comes on a connection of its own
+/// (its request's stream holds the first one) and is taken.
+#[tokio::test]
+async fn a_pooled_processs_request_is_answered_only_from_the_address_it_went_to() {
+    let mcpd = Mcpd::start(POOLED, &["/health"]).await;
+    let a = Client::new(&mcpd, false).await;
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("a client bound to 127.0.0.2");
+    let b = Client { raw: Raw { http: elsewhere, url: mcpd.url("/mcp") }, session: None };
+    only_the_asked_client_answers(&mcpd, &a, &b).await;
 }
 
 /// The stateless bridge keeps one session on an SSE-only instance for every

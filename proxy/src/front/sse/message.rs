@@ -23,7 +23,6 @@ use crate::route::Route;
 use crate::upstream::Call;
 use crate::upstream::routing::Owner;
 use crate::upstream::session::Forward;
-use crate::upstream::stdio::parse_gateway_id;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
@@ -221,10 +220,7 @@ async fn notification(http: &mut ServerSession, work: &Work, message: &Message<'
 async fn client_answer(http: &mut ServerSession, work: &Work, message: &Message<'_>) -> pingora::Result<()> {
     let Work { gateway, route, connection, .. } = work;
     let accepted = if let Some(pool) = &route.pool {
-        match parse_gateway_id(message.id).and_then(|(uid, sequence)| Some((pool.find(uid)?, sequence))) {
-            Some((process, sequence)) => process.answer(sequence, message).await.unwrap_or(false),
-            None => false,
-        }
+        pool.answer(message, &Owner::session(&connection.id)).await
     } else {
         let Some(session) = gateway.sessions.get(&connection.id, &route.name) else {
             return uninitialized(http, connection, None).await;

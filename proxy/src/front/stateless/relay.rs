@@ -27,6 +27,7 @@ use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::route::Route;
 use crate::upstream::bridge::{Asked, Parked, Target};
+use crate::upstream::routing::Owner;
 use crate::upstream::{Call, Event, UpstreamError};
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
@@ -320,10 +321,8 @@ pub(super) async fn reply(target: &Target, request: &Message<'_>, outcome: &str)
         return;
     };
     let sent = match target {
-        Target::Process(process, _) => match crate::upstream::stdio::parse_gateway_id(request.id) {
-            Some((uid, sequence)) if uid == process.uid => process.answer(sequence, &answer).await.map(|_| ()),
-            _ => Ok(()),
-        },
+        // mcpd answers for its client: it was the one the request went to.
+        Target::Process(process, _) => process.answer(&answer, &Owner::gateway()).await.map(|_| ()),
         Target::Session(kept) => {
             let bytes = Bytes::from(body.clone());
             let headers = kept.headers(&http::HeaderMap::new());

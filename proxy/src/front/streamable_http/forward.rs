@@ -12,7 +12,6 @@ use crate::mcp::jsonrpc::{self, Message};
 use crate::route::Route;
 use crate::upstream::Call;
 use crate::upstream::session::Forward;
-use crate::upstream::stdio::parse_gateway_id;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
@@ -103,15 +102,10 @@ pub(super) async fn client_answer(
     http: &mut ServerSession,
     message: &Message<'_>,
     body: &Bytes,
+    caller: &Caller,
 ) -> pingora::Result<()> {
     let accepted = match &route.pool {
-        Some(pool) => match parse_gateway_id(message.id) {
-            Some((uid, sequence)) => match pool.find(uid) {
-                Some(process) => process.answer(sequence, message).await.unwrap_or(false),
-                None => false,
-            },
-            None => false,
-        },
+        Some(pool) => pool.answer(message, &super::request_owner(http, caller)).await,
         None => {
             let Some(session) = find_session(gateway, route, http, None).await? else {
                 return Ok(());
