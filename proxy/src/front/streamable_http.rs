@@ -210,7 +210,7 @@ async fn post(
             None => initialize::session(gateway, route, http, &message, &body, caller).await,
         },
         (Kind::Request, _) => forward::request(gateway, route, http, &message, &body, caller).await,
-        (Kind::Notification, _) => forward::notification(gateway, route, http, &message, &body).await,
+        (Kind::Notification, _) => forward::notification(gateway, route, http, &message, &body, caller).await,
         (Kind::Response, _) => forward::client_answer(gateway, route, http, &message, &body, caller).await,
     }
 }

@@ -14,6 +14,7 @@
 use super::INITIALIZE_TIMEOUT;
 use super::balance::{Balancer, Candidate, Lease};
 use super::routing::{self, Owner, RefusedAnswer};
+use super::session::CancelParams;
 use super::stdio::{StdioProcess, parse_gateway_id};
 use crate::config::ServerSettings;
 use crate::mcp::jsonrpc::Message;
@@ -102,6 +103,12 @@ impl Pool {
                 false
             }
         }
+    }
+
+    /// Cancels `from`'s request that the cancellation names, on whichever
+    /// process has it; `false` when none has.
+    pub fn cancel(&self, cancel: &CancelParams<'_>, from: &Owner) -> bool {
+        self.all().iter().any(|p| p.cancel_by_client_id(cancel.request_id, cancel.reason, from))
     }
 
     pub fn all(&self) -> Vec<Arc<StdioProcess>> {

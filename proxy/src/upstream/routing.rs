@@ -31,6 +31,9 @@
 //!   is passed on only from that owner ([`Owner::may_answer`]); any other
 //!   answer is refused as one for an unknown id would be, and counted in
 //!   `mcpd_refused_client_answers_total{server,reason}`.
+//! - A client's `notifications/cancelled` cancels only a request of the
+//!   same owner with that id (clients' ids collide: every client numbers
+//!   its requests from 0 or 1).
 //!
 //! Upstreams one session owns (a process per session, an HTTP session) do
 //! not use this: everything goes to that session.

@@ -24,12 +24,21 @@ pub struct Forward<'a> {
     pub headers: &'a HeaderMap,
 }
 
+/// The params of a client's `notifications/cancelled`.
 #[derive(serde::Deserialize)]
-struct CancelParams<'a> {
+pub struct CancelParams<'a> {
+    /// The client's id for the request.
     #[serde(borrow, rename = "requestId")]
-    request_id: &'a RawValue,
+    pub request_id: &'a RawValue,
     #[serde(borrow, default)]
-    reason: Option<&'a RawValue>,
+    pub reason: Option<&'a RawValue>,
+}
+
+impl<'a> CancelParams<'a> {
+    /// A cancellation's params; `None` when they name no request.
+    pub fn of(message: &'a Message<'a>) -> Option<CancelParams<'a>> {
+        serde_json::from_str(message.params?.get()).ok()
+    }
 }
 
 pub enum SessionUpstream {
@@ -111,26 +120,28 @@ impl SessionUpstream {
     }
 
     /// Forwards a client notification. A stdio process learns of a
-    /// cancellation by mcpd's own id for the request.
+    /// cancellation by mcpd's own id for the request; on a shared replica
+    /// only this session's request with that id is cancelled (sessions'
+    /// ids collide).
     pub async fn notify(&self, forward: &Forward<'_>) -> Result<(), UpstreamError> {
         let message = forward.message;
         match self {
             SessionUpstream::Process(p) | SessionUpstream::Replica(p, ..) => {
-                // A shared replica completed its own handshake; and its
-                // callers' ids may collide, so a client's cancellation is
-                // not trusted there (mcpd cancels when the client leaves).
-                let shared = matches!(self, SessionUpstream::Replica(..));
-                if shared && matches!(message.method(), "notifications/initialized" | "notifications/cancelled") {
-                    return Ok(());
-                }
-                if message.method() == "notifications/cancelled" {
-                    let params: Option<CancelParams> = message.params.and_then(|p| serde_json::from_str(p.get()).ok());
-                    if let Some(params) = params {
-                        p.cancel_by_client_id(params.request_id, params.reason);
+                let owner = match self {
+                    SessionUpstream::Replica(_, _, owner) => owner.clone(),
+                    _ => Owner::gateway(),
+                };
+                match message.method() {
+                    // A shared replica completed its own handshake.
+                    "notifications/initialized" if !owner.is_gateway() => Ok(()),
+                    "notifications/cancelled" => {
+                        if let Some(cancel) = CancelParams::of(message) {
+                            p.cancel_by_client_id(cancel.request_id, cancel.reason, &owner);
+                        }
+                        Ok(())
                     }
-                    return Ok(());
+                    method => p.notify(method, message.params).await,
                 }
-                p.notify(message.method(), message.params).await
             }
             SessionUpstream::Http(h) => h.send(forward.body.clone(), forward.headers).await,
             SessionUpstream::Sse(s) => s.post(forward.body.clone(), Some(forward.headers)).await,

@@ -244,12 +244,15 @@ impl StdioProcess {
         }
     }
 
-    /// Cancels the in-flight request the client knows as `client_id`.
-    /// `false` when no such request is in flight.
-    pub fn cancel_by_client_id(&self, client_id: &RawValue, reason: Option<&RawValue>) -> bool {
+    /// Cancels the in-flight request `from` knows as `client_id` (the
+    /// server is told mcpd's own id for it). `false` when `from` has no
+    /// such request in flight: another client's request with the same id
+    /// is left alone.
+    pub fn cancel_by_client_id(&self, client_id: &RawValue, reason: Option<&RawValue>, from: &Owner) -> bool {
         let id = {
             let state = self.lock();
-            state.pending.iter().find(|(_, p)| p.client_id.get() == client_id.get()).map(|(id, _)| *id)
+            let mut pending = state.pending.iter();
+            pending.find(|(_, p)| p.client_id.get() == client_id.get() && p.owner == *from).map(|(id, _)| *id)
         };
         match id {
             Some(id) => {

@@ -3,7 +3,8 @@
 //! clients have requests in flight on it: a pool with sessions off and a
 //! replica shared by sessions. And the other way: that only the client a
 //! server request went to can answer it (its id is unguessable, and an
-//! answer from anyone else is refused). The fixture's
+//! answer from anyone else is refused), and that a client's cancellation
+//! reaches the shared process for its own request only. The fixture's
 //! `gate` tool waits for a client notification before it logs or asks, so
 //! every interleaving here is set up by awaited events, not by timing.
 //!
@@ -11,6 +12,7 @@
 //! stateless bridge's own rules (stateless.rs).
 
 use crate::common::*;
+use crate::sse_client::Legacy;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -61,6 +63,21 @@ impl Client {
         let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
         let (status, mut messages) = self.raw.rpc(self.session.as_deref(), body).await;
         (status, messages.pop().unwrap_or(Value::Null))
+    }
+
+    /// Sends `notifications/cancelled` for this client's request `id`.
+    async fn cancel(&self, id: u64) {
+        let body = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": id, "reason": "changed my mind"}});
+        let response = self.raw.post(self.session.as_deref(), body.to_string()).send().await.expect("POST cancel");
+        assert_eq!(response.status(), 202);
+    }
+
+    /// What the (one) shared process has seen, from its `stats` tool.
+    async fn stats(&self, id: u64) -> Value {
+        let (status, messages) = self.raw.rpc(self.session.as_deref(), tool_call(id, "stats", json!({}))).await;
+        assert_eq!(status, 200, "{messages:?}");
+        serde_json::from_str(&text_of(&messages[0]["result"])).expect("stats JSON")
     }
 }
 
@@ -244,6 +261,59 @@ async fn a_pooled_processs_request_is_answered_only_from_the_address_it_went_to(
         .expect("a client bound to 127.0.0.2");
     let b = Client { raw: Raw { http: elsewhere, url: mcpd.url("/mcp") }, session: None };
     only_the_asked_client_answers(&mcpd, &a, &b).await;
+}
+
+/// Two sessions on one replica each have a request 1 in flight; B cancels
+/// its own: the server hears of it by the id mcpd gave B's request (it is
+/// running there), and A's request 1 goes on.
+#[tokio::test]
+async fn a_cancellation_reaches_a_shared_replica_for_its_own_sessions_request() {
+    let mcpd = Mcpd::start(REPLICA, &["/health"]).await;
+    let (a, b) = (Client::new(&mcpd, true).await, Client::new(&mcpd, true).await);
+    let a_call = a.gate(1, "a", "log").await;
+    let b_call = b.gate(1, "b", "log").await;
+
+    // The 202 comes once the cancellation is queued for the process, so
+    // the process reads it before the next request.
+    b.cancel(1).await;
+    let watcher = Client::new(&mcpd, true).await;
+    let stats = watcher.stats(1).await;
+    assert_eq!(stats["cancelled"], 1, "{stats}");
+    assert_eq!(stats["cancelled_running"], 1, "under the id the server knows, while it ran: {stats}");
+    let b_seen = b_call.finish().await;
+    assert!(!b_seen.iter().any(|m| m["result"].is_object()), "B's request was not answered: {b_seen:?}");
+
+    a.release("a").await;
+    assert_eq!(result_text(&a_call.finish().await), "gate a: logged", "A's request 1 was not B's to cancel");
+}
+
+/// The same on a pool with sessions off, for legacy SSE clients (each
+/// connection is a session): B's cancellation names its own request 1.
+#[tokio::test]
+async fn a_legacy_connections_cancellation_reaches_the_pool_for_its_own_request() {
+    let config =
+        POOLED.replace("[server.fx.session]", "transport = [\"streamable-http\", \"sse\"]\n[server.fx.session]");
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let origin = mcpd.url("");
+    let (mut a, mut b) = (Legacy::open(&origin, "/sse").await, Legacy::open(&origin, "/sse").await);
+    for (client, key) in [(&mut a, "a"), (&mut b, "b")] {
+        client.initialize().await;
+        let gate = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "gate", "arguments": {"key": key, "then": "log"}, "_meta": {"progressToken": key}}});
+        assert_eq!(client.post(&gate).await, 202);
+        let waiting = client.stream.next_message().await.json();
+        assert_eq!(waiting["method"], "notifications/progress", "{waiting}");
+    }
+
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}});
+    assert_eq!(b.post(&cancel).await, 202);
+    let stats = Client::new(&mcpd, false).await.stats(1).await;
+    assert_eq!((&stats["cancelled"], &stats["cancelled_running"]), (&json!(1), &json!(1)), "{stats}");
+
+    let release = json!({"jsonrpc": "2.0", "method": "notifications/fixture/release", "params": {"key": "a"}});
+    assert_eq!(a.post(&release).await, 202);
+    let seen = a.stream.until_answer(1).await;
+    assert_eq!(result_text(&seen), "gate a: logged", "A's request 1 was not B's to cancel");
 }
 
 /// The stateless bridge keeps one session on an SSE-only instance for every

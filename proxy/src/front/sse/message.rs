@@ -22,7 +22,7 @@ use crate::plugin::loaded::Hook;
 use crate::route::Route;
 use crate::upstream::Call;
 use crate::upstream::routing::Owner;
-use crate::upstream::session::Forward;
+use crate::upstream::session::{CancelParams, Forward};
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
@@ -196,10 +196,18 @@ async fn notification(http: &mut ServerSession, work: &Work, message: &Message<'
     let method = message.method();
     if let Some(pool) = &route.pool {
         // As on Streamable HTTP: the pool made its own handshake, and a
-        // client's cancellation by (possibly shared) id is not trusted.
-        if method != "notifications/initialized" && method != "notifications/cancelled" {
-            for process in pool.all() {
-                let _ = process.notify(method, message.params).await;
+        // cancellation reaches only the connection's own request.
+        match method {
+            "notifications/initialized" => {}
+            "notifications/cancelled" => {
+                if let Some(cancel) = CancelParams::of(message) {
+                    pool.cancel(&cancel, &Owner::session(&connection.id));
+                }
+            }
+            _ => {
+                for process in pool.all() {
+                    let _ = process.notify(method, message.params).await;
+                }
             }
         }
     } else if route.translator.is_none() {

@@ -11,7 +11,7 @@ use crate::mcp::errors::*;
 use crate::mcp::jsonrpc::{self, Message};
 use crate::route::Route;
 use crate::upstream::Call;
-use crate::upstream::session::Forward;
+use crate::upstream::session::{CancelParams, Forward};
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use std::sync::Arc;
@@ -65,6 +65,7 @@ pub(super) async fn notification(
     http: &mut ServerSession,
     message: &Message<'_>,
     body: &Bytes,
+    caller: &Caller,
 ) -> pingora::Result<()> {
     let method = message.method();
     match &route.pool {
@@ -72,12 +73,19 @@ pub(super) async fn notification(
             if !check_protocol_version(http, None).await? {
                 return Ok(());
             }
-            // The pool completed its own handshake; with clients sharing
-            // processes, a client's cancellation is known only by its
-            // (possibly shared) id, so mcpd cancels on disconnect instead.
-            if method != "notifications/initialized" && method != "notifications/cancelled" {
-                for process in pool.all() {
-                    let _ = process.notify(method, message.params).await;
+            match method {
+                // The pool completed its own handshake.
+                "notifications/initialized" => {}
+                // Clients' ids collide: only this client's request is cancelled.
+                "notifications/cancelled" => {
+                    if let Some(cancel) = CancelParams::of(message) {
+                        pool.cancel(&cancel, &super::request_owner(http, caller));
+                    }
+                }
+                _ => {
+                    for process in pool.all() {
+                        let _ = process.notify(method, message.params).await;
+                    }
                 }
             }
         }
