@@ -8,7 +8,10 @@
 //!   to the least busy of those processes (already initialized by mcpd).
 //! - stdio with a process per session: the bridge runs its own warm
 //!   process (one, started at the first stateless request, restarted when
-//!   it exits), shared by stateless clients.
+//!   it exits), shared by stateless clients. Like a session's process, it
+//!   is stopped once idle for `session.timeout` (no request in flight, no
+//!   call waiting for input, no `subscriptions/listen` stream on it), and
+//!   started again by the next stateless request.
 //! - HTTP instances: mcpd first asks `server/discover` in the stateless
 //!   era. An instance that answers it serves stateless requests itself:
 //!   they pass through untouched. Otherwise mcpd opens a session of its
@@ -29,7 +32,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use serde_json::value::RawValue;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// How often a request waiting for the bridge's own process looks again.
@@ -147,10 +150,20 @@ enum HttpEra {
     Session,
 }
 
+/// The bridge's own warm process (a pool of one), while it runs.
+struct Own {
+    pool: Arc<Pool>,
+    /// When a stateless request last took it, or it was last seen busy.
+    used: Instant,
+}
+
+/// Where the bridge keeps its own process; shared with the task that reaps it.
+type OwnSlot = Arc<Mutex<Option<Own>>>;
+
 #[derive(Default)]
 pub struct Bridge {
-    /// With a process per session: the bridge's own warm process.
-    own: OnceLock<Arc<Pool>>,
+    /// With a process per session: the bridge's own warm process, when it runs.
+    own: OwnSlot,
     /// Stops the bridge's own process with the gateway.
     stop: OnceLock<watch::Receiver<bool>>,
     http_era: Mutex<Option<HttpEra>>,
@@ -216,18 +229,22 @@ impl Bridge {
                 HttpEra::Session => self.kept(route).await.map(|kept| Some(Target::Session(kept))),
             };
         }
-        let pool = match route.pool.as_ref().or(route.replicas.as_ref()) {
-            Some(pool) => Arc::clone(pool),
-            None => self.own_pool(&route.settings),
+        let (pool, own) = match route.pool.as_ref().or(route.replicas.as_ref()) {
+            Some(pool) => (Arc::clone(pool), false),
+            None => (self.own_pool(&route.settings), true),
         };
         let deadline = tokio::time::Instant::now() + INITIALIZE_TIMEOUT.min(route.settings.http.request_timeout);
         loop {
             if let (Some(process), Some(init)) = (pool.pick(), pool.init_result()) {
+                if own {
+                    // The reaper sees this before the request is in flight.
+                    self.touch(&pool);
+                }
                 return Ok(Some(Target::Process(process, init.to_owned())));
             }
             // Only the bridge's own process is worth waiting for: it was
             // just started; a route's pool that is down stays down a while.
-            let starting = self.own.get().is_some_and(|own| Arc::ptr_eq(own, &pool)) && pool.last_error().is_none();
+            let starting = own && pool.last_error().is_none();
             if !starting || tokio::time::Instant::now() >= deadline {
                 return Ok(None);
             }
@@ -238,21 +255,38 @@ impl Bridge {
     /// Every live stdio process that serves stateless requests (for
     /// listeners); empty for HTTP servers.
     pub fn processes(&self, route: &Route) -> Vec<Arc<StdioProcess>> {
-        match route.pool.as_ref().or(route.replicas.as_ref()).or(self.own.get()) {
+        let own = || lock(&self.own).as_ref().map(|own| Arc::clone(&own.pool));
+        match route.pool.as_ref().or(route.replicas.as_ref()).cloned().or_else(own) {
             Some(pool) if route.http.is_none() => pool.all().into_iter().filter(|p| p.is_alive()).collect(),
             _ => Vec::new(),
         }
     }
 
-    /// The bridge's own warm process, started on first use.
+    /// The bridge's own warm process, started when it does not run (first
+    /// use, or after it was reaped), with a task that reaps it when idle.
     fn own_pool(&self, settings: &Arc<ServerSettings>) -> Arc<Pool> {
-        Arc::clone(self.own.get_or_init(|| {
-            let pool = Pool::new(Arc::clone(settings), 1);
-            let stop = self.stop.get().cloned().unwrap_or_else(|| watch::channel(false).1);
-            tracing::info!(server = %settings.name, "starting a shared process for stateless clients");
-            tokio::spawn(Arc::clone(&pool).supervise_slot(0, stop));
-            pool
-        }))
+        let mut own = lock(&self.own);
+        if let Some(running) = own.as_mut() {
+            running.used = Instant::now();
+            return Arc::clone(&running.pool);
+        }
+        let pool = Pool::new(Arc::clone(settings), 1);
+        let gateway_stop = self.stop.get().cloned().unwrap_or_else(|| watch::channel(false).1);
+        let (stop, stopped) = watch::channel(false);
+        tracing::info!(server = %settings.name, "starting a shared process for stateless clients");
+        tokio::spawn(Arc::clone(&pool).supervise_slot(0, stopped));
+        let idle_timeout = settings.session.idle_timeout;
+        let reaper = reap_when_idle(Arc::clone(&self.own), Arc::clone(&pool), idle_timeout, gateway_stop, stop);
+        tokio::spawn(reaper);
+        *own = Some(Own { pool: Arc::clone(&pool), used: Instant::now() });
+        pool
+    }
+
+    /// Marks the bridge's own process as just used.
+    fn touch(&self, pool: &Arc<Pool>) {
+        if let Some(own) = lock(&self.own).as_mut().filter(|own| Arc::ptr_eq(&own.pool, pool)) {
+            own.used = Instant::now();
+        }
     }
 
     /// The session kept on an HTTP instance, opened when there is none.
@@ -297,6 +331,49 @@ impl Bridge {
             kept.take();
         }
     }
+}
+
+fn lock(own: &Mutex<Option<Own>>) -> std::sync::MutexGuard<'_, Option<Own>> {
+    own.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Stops the bridge's own process (`pool`, through `stop`) with the gateway,
+/// or once it has been idle for `idle_timeout`: nothing in flight on it
+/// (parked calls are in flight) and nobody listening to its notifications.
+/// A reaped process is taken out of `slot` under its lock, so a request
+/// either got it before (and it counted as used) or starts another.
+async fn reap_when_idle(
+    slot: OwnSlot,
+    pool: Arc<Pool>,
+    idle_timeout: Duration,
+    mut gateway_stop: watch::Receiver<bool>,
+    stop: watch::Sender<bool>,
+) {
+    // As often as the gateway looks for idle sessions.
+    let every = (idle_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = crate::shutdown::requested(&mut gateway_stop) => break,
+        }
+        let mut own = lock(&slot);
+        let Some(current) = own.as_mut().filter(|own| Arc::ptr_eq(&own.pool, &pool)) else {
+            break; // no longer the bridge's (cannot happen: only this task takes it out)
+        };
+        let busy = pool.all().iter().any(|p| p.in_flight() > 0 || p.listeners() > 0);
+        if busy {
+            current.used = Instant::now();
+            continue;
+        }
+        let idle = current.used.elapsed();
+        if idle >= idle_timeout {
+            own.take();
+            drop(own);
+            tracing::info!(server = %pool.server_name(), idle = ?idle, "stopping the idle shared process for stateless clients");
+            break;
+        }
+    }
+    let _ = stop.send(true);
 }
 
 /// Runs the handshake with an instance as mcpd's own client.

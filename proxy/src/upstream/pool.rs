@@ -66,6 +66,11 @@ impl Pool {
         })
     }
 
+    /// The server's name, for logs.
+    pub fn server_name(&self) -> &str {
+        &self.settings.name
+    }
+
     pub fn size(&self) -> usize {
         self.gauges.len()
     }

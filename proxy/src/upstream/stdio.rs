@@ -268,6 +268,11 @@ impl StdioProcess {
         self.notices.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|n| n.subscribe())
     }
 
+    /// Stateless clients listening to its change notifications.
+    pub fn listeners(&self) -> usize {
+        self.notices.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |n| n.receiver_count())
+    }
+
     /// Stops the process: closes stdin, then SIGTERM, then SIGKILL.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);

@@ -99,6 +99,34 @@ async fn per_session_stdio_server_is_bridged_while_sessions_go_on() {
     assert!(mcpd.log_text().contains("starting a shared process for stateless clients"));
 }
 
+/// The bridge's own process (a route with a process per session) is
+/// stopped once idle for `session.timeout`, as a session's process is, and
+/// the next stateless request starts another.
+#[tokio::test]
+async fn the_bridges_own_process_stops_when_idle_and_starts_again_on_demand() {
+    let config = "[server.fx]\ncommand = \"{server}\"\nport = {port}\n[server.fx.session]\ntimeout = \"1s\"\n";
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let pid = |id: u64| {
+        let raw = &raw;
+        async move {
+            let (status, body) = answer(modern(raw, id, "tools/call", json!({"name": "stats"}), &[])).await;
+            assert_eq!(status, 200, "{body:?}");
+            let stats: Value = serde_json::from_str(&text_of(&body[0]["result"])).expect("stats JSON");
+            stats["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).expect("a pid")
+        }
+    };
+    let first = pid(1).await;
+    assert!(process_alive(first));
+    eventually("the idle shared process stops", Duration::from_secs(15), || async {
+        (!process_alive(first)).then_some(())
+    })
+    .await;
+    let second = pid(2).await;
+    assert_ne!(first, second, "a new process serves the next request");
+    assert!(process_alive(second));
+}
+
 #[tokio::test]
 async fn the_eras_checks_refuse_what_the_spec_refuses() {
     let mcpd = Mcpd::start("[server.fx]\ncommand = \"{server}\"\nport = {port}\n", &["/health"]).await;

@@ -93,10 +93,16 @@ pub(super) async fn listen(
     respond::sse_end(http).await
 }
 
-/// Copies one process's notices into the listener's channel until either ends.
+/// Copies one process's notices into the listener's channel until either
+/// ends (a listener that left stops counting at once: a process listened
+/// to is not idle).
 async fn feed(mut receiver: broadcast::Receiver<Bytes>, sender: mpsc::Sender<Bytes>) {
     loop {
-        match receiver.recv().await {
+        let received = tokio::select! {
+            received = receiver.recv() => received,
+            _ = sender.closed() => return,
+        };
+        match received {
             Ok(notice) => {
                 if sender.send(notice).await.is_err() {
                     return;
