@@ -104,6 +104,12 @@ pub async fn sse_keepalive(http: &mut ServerSession) -> pingora::Result<()> {
     http.write_response_body(Bytes::from_static(b": keepalive\n\n"), false).await
 }
 
+/// A complete SSE response with no events (200, `text/event-stream`,
+/// empty body): for a request nothing more will be sent for.
+pub async fn sse_empty(http: &mut ServerSession, extra: Headers<'_>) -> pingora::Result<()> {
+    body(http, 200, Some("text/event-stream"), extra, Bytes::new()).await
+}
+
 pub async fn sse_end(http: &mut ServerSession) -> pingora::Result<()> {
     http.finish_body().await
 }

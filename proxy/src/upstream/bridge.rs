@@ -444,6 +444,7 @@ async fn answer(mut call: Call) -> Result<Box<RawValue>, UpstreamError> {
                 };
             }
             Event::Failed(reason) => return Err(UpstreamError::Exited(reason)),
+            Event::Cancelled => return Err(UpstreamError::Cancelled),
             Event::Rejected(error) => return Err(error),
         }
     }

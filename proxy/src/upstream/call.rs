@@ -16,6 +16,10 @@ pub enum Event {
     Response { bytes: Bytes, is_error: bool },
     /// The server failed before answering (the reason, for the client). Always last.
     Failed(String),
+    /// The client cancelled the request (`notifications/cancelled`): no
+    /// answer follows (the spec: a cancelled request is not answered).
+    /// Always last.
+    Cancelled,
     /// The server refused the request before sending anything (an HTTP
     /// status, an unreachable instance, a lost session). Always first and last.
     Rejected(UpstreamError),
@@ -40,7 +44,7 @@ impl Call {
     }
 
     /// The next thing the server sends for this request; after a
-    /// `Response`, `Failed` or `Rejected` there is nothing more.
+    /// `Response`, `Failed`, `Cancelled` or `Rejected` there is nothing more.
     pub async fn next(&mut self) -> Event {
         match self {
             Call::Stdio(call) => match call.next().await {

@@ -12,6 +12,10 @@ pub enum UpstreamError {
     Spawn { command: String, source: std::io::Error },
     #[error("MCP server process exited: {0}")]
     Exited(String),
+    /// mcpd's own request was cancelled (a client's cancellation cannot
+    /// name one; kept for completeness of [`super::Event::Cancelled`]).
+    #[error("the request was cancelled before the MCP server answered")]
+    Cancelled,
     #[error("MCP server did not answer within {0:?}")]
     Timeout(Duration),
     #[error("MCP server answered {method} with an error: {error}")]

@@ -55,6 +55,14 @@ static REFUSED_ANSWERS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(IntCounterVec::new(opts, &["server", "reason"]).expect("valid metric"))
 });
 
+static WITHDRAWN: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let opts = Opts::new(
+        "mcpd_withdrawn_server_requests_total",
+        "A stdio server's requests to clients that mcpd answered with an error itself, for no client would, by reason",
+    );
+    register(IntCounterVec::new(opts, &["server", "reason"]).expect("valid metric"))
+});
+
 /// One instance's metric handles.
 pub struct InstanceMetrics {
     pub ok: IntCounter,
@@ -98,4 +106,10 @@ pub fn unroutable(server: &str, kind: &str) -> IntCounter {
 /// `unknown` or `not_owner`).
 pub fn refused_answer(server: &str, reason: &str) -> IntCounter {
     REFUSED_ANSWERS.with_label_values(&[server, reason])
+}
+
+/// A server request mcpd withdrew (`reason`: `client_gone`,
+/// `session_ended` or `timeout`).
+pub fn withdrawn(server: &str, reason: &str) -> IntCounter {
+    WITHDRAWN.with_label_values(&[server, reason])
 }

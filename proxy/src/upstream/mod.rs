@@ -13,6 +13,7 @@ pub mod http;
 mod metrics;
 pub mod pool;
 pub mod routing;
+mod server_requests;
 pub mod session;
 pub mod sse_upstream;
 pub mod stdio;

@@ -34,6 +34,9 @@
 //! - A client's `notifications/cancelled` cancels only a request of the
 //!   same owner with that id (clients' ids collide: every client numbers
 //!   its requests from 0 or 1).
+//! - A relayed server request is withdrawn when its owner goes away or
+//!   after a deadline, and a server's cancellation of it reaches its
+//!   owner only ([`super::server_requests`]).
 //!
 //! Upstreams one session owns (a process per session, an HTTP session) do
 //! not use this: everything goes to that session.

@@ -78,11 +78,15 @@ impl SessionUpstream {
     }
 
     /// Ends the upstream side of a session that ends; from now on it no
-    /// longer counts on its instance or replica.
+    /// longer counts on its instance or replica, and a replica's requests
+    /// to it are withdrawn (it will not answer them).
     pub fn close(&self) {
         match self {
             SessionUpstream::Process(p) => p.shutdown(),
-            SessionUpstream::Replica(_, lease, _) => lease.release(),
+            SessionUpstream::Replica(p, lease, owner) => {
+                p.withdraw_owner(owner);
+                lease.release();
+            }
             SessionUpstream::Http(h) => h.close(),
             SessionUpstream::Sse(s) => s.close(),
         }

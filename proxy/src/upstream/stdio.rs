@@ -11,6 +11,12 @@
 //! hex digits are 128 random bits, so only the client that was sent the
 //! request can name it; on a shared process the answer must also come
 //! from the owner the request was relayed to ([`Owner::may_answer`]).
+//! How long such a request waits, and the server's own withdrawal of it,
+//! follow [`super::server_requests`].
+//!
+//! A request the client cancels (`notifications/cancelled`, matched by
+//! its id and owner) is cancelled upstream under mcpd's id and ends with
+//! [`Event::Cancelled`]: no answer follows.
 //!
 //! Everything else the server says (log messages, other notifications,
 //! server→client requests) names no request. A process of one session
@@ -26,6 +32,7 @@
 //! (sessions and the pool do), or speak HTTP (the front does).
 
 use super::routing::{self, Destination, Owner, RefusedAnswer};
+use super::server_requests::{self, ServerRequest, Withdrawal};
 pub use super::{Event, UpstreamError};
 use crate::config::ServerSettings;
 use crate::mcp::jsonrpc::{self, Kind, Message};
@@ -36,7 +43,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{Child, ChildStdin, ChildStdout};
@@ -62,15 +69,6 @@ struct Pending {
     owner: Owner,
 }
 
-/// A request the server sent to a client, waiting for the client's answer.
-struct ServerRequest {
-    /// The server's own id for it.
-    original: Box<RawValue>,
-    /// Who may answer: the client it was relayed to on a shared process;
-    /// `None` on a process of one session (the session is the check).
-    owner: Option<Owner>,
-}
-
 #[derive(Default)]
 struct State {
     next_id: u64,
@@ -88,6 +86,10 @@ pub struct StdioProcess {
     server: Arc<str>,
     /// Serves many clients (no outbox): messages follow [`super::routing`].
     shared: bool,
+    /// Itself, for the timers of its server requests (which must not keep it).
+    me: Weak<StdioProcess>,
+    /// How long a server request waits for its client (`http.request_timeout`).
+    answer_timeout: Duration,
     stdin: mpsc::Sender<Vec<u8>>,
     state: Mutex<State>,
     outbox: Option<Arc<Outbox>>,
@@ -124,12 +126,14 @@ impl StdioProcess {
         let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
         let (exit_tx, exit_rx) = watch::channel(None);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let process = Arc::new(StdioProcess {
+        let process = Arc::new_cyclic(|me| StdioProcess {
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
             pid: child.id(),
             sessions: Arc::default(),
             server: Arc::from(settings.name.as_str()),
             shared: outbox.is_none(),
+            me: me.clone(),
+            answer_timeout: settings.http.request_timeout,
             stdin: stdin_tx,
             state: Mutex::new(State { next_id: 1, ..State::default() }),
             outbox,
@@ -232,7 +236,7 @@ impl StdioProcess {
                 Entry::Occupied(asked) if !asked.get().owner.as_ref().is_none_or(|o| o.may_answer(from)) => {
                     Err(RefusedAnswer::NotOwner)
                 }
-                Entry::Occupied(asked) => Ok(asked.remove().original),
+                Entry::Occupied(asked) => Ok(asked.remove().original.clone()),
             }
         };
         match original {
@@ -254,13 +258,21 @@ impl StdioProcess {
             let mut pending = state.pending.iter();
             pending.find(|(_, p)| p.client_id.get() == client_id.get() && p.owner == *from).map(|(id, _)| *id)
         };
-        match id {
-            Some(id) => {
-                self.abandon(id, reason.map(RawValue::get).unwrap_or("\"cancelled by the client\""));
-                true
-            }
-            None => false,
-        }
+        let Some(cancelled) =
+            id.and_then(|id| self.abandon(id, reason.map(RawValue::get).unwrap_or("\"cancelled by the client\"")))
+        else {
+            return false;
+        };
+        // Its relay ends without an answer (the spec: a cancelled request
+        // is not answered). Were the buffer full, the call's end says the same.
+        let _ = cancelled.events.try_send(Event::Cancelled);
+        true
+    }
+
+    /// Withdraws the server requests relayed to `owner`, whose session
+    /// ended (a shared replica lives on): the server gets an error answer.
+    pub fn withdraw_owner(&self, owner: &Owner) {
+        self.withdraw_where(Withdrawal::SessionEnded, |_, asked| asked.owner.as_ref() == Some(owner));
     }
 
     /// Change notifications from now on; `None` once the process is gone.
@@ -294,6 +306,7 @@ impl StdioProcess {
                     Event::Message(_) => continue,
                     Event::Response { bytes, .. } => return Ok(bytes),
                     Event::Failed(reason) => return Err(UpstreamError::Exited(reason)),
+                    Event::Cancelled => return Err(UpstreamError::Cancelled),
                     Event::Rejected(error) => return Err(error),
                 }
             }
@@ -331,14 +344,54 @@ impl StdioProcess {
     }
 
     /// Forgets request `id` and, if it was still waiting, tells the server
-    /// to stop working on it.
-    fn abandon(&self, id: u64, reason: &str) {
-        let removed = self.lock().pending.remove(&id);
-        if removed.is_some() && self.is_alive() {
+    /// to stop working on it; what the server asked its client on its
+    /// stream is withdrawn (that client is gone from it). The request, if
+    /// it was still waiting.
+    fn abandon(&self, id: u64, reason: &str) -> Option<Pending> {
+        let removed = self.lock().pending.remove(&id)?;
+        if self.is_alive() {
             let params = format!(r#"{{"requestId":{id},"reason":{reason}}}"#);
             // Best effort: a full queue means the server is stuck anyway.
             let _ = self.stdin.try_send(jsonrpc::notification("notifications/cancelled", Some(&params)));
             tracing::debug!(server = %self.server, uid = self.uid, id, "cancelled upstream request");
+        }
+        self.withdraw_where(Withdrawal::ClientGone, |_, asked| asked.carrier == Some(id));
+        Some(removed)
+    }
+
+    /// Takes the server requests `pick` chooses out of the table and
+    /// answers each to the server with an error (see [`server_requests`]).
+    /// Their ids, for whoever tells the client.
+    fn withdraw_where(
+        &self,
+        why: Withdrawal,
+        pick: impl Fn(u128, &ServerRequest) -> bool,
+    ) -> Vec<(u128, ServerRequest)> {
+        let withdrawn: Vec<(u128, ServerRequest)> = {
+            let mut state = self.lock();
+            let tokens: Vec<u128> =
+                state.server_requests.iter().filter(|(t, r)| pick(**t, r)).map(|(t, _)| *t).collect();
+            tokens.into_iter().filter_map(|t| state.server_requests.remove(&t).map(|r| (t, r))).collect()
+        };
+        if self.is_alive() {
+            for (_, asked) in &withdrawn {
+                // Best effort, as a cancellation: a full queue means the server is stuck.
+                let _ = self.stdin.try_send(why.answer(&self.server, &asked.original));
+            }
+        }
+        withdrawn
+    }
+
+    /// The deadline of server request `token` passed: the server gets an
+    /// error answer and the client, which may still be there, a cancellation.
+    async fn expire(&self, token: u128) {
+        let why = Withdrawal::Timeout(self.answer_timeout);
+        for (token, mut asked) in self.withdraw_where(why, |t, _| t == token) {
+            asked.timer = None; // this very task: not to be aborted on the way out
+            let reason = "no answer within mcpd's http.request_timeout";
+            if let Some(bytes) = server_requests::cancellation(None, &self.gateway_id(token), Some(reason)) {
+                self.tell_client(asked.carrier, Bytes::from(bytes)).await;
+            }
         }
     }
 
@@ -401,10 +454,11 @@ impl StdioProcess {
         } else {
             tracing::warn!(server = %self.server, pid = ?self.pid, uid = self.uid, "MCP server process exited ({reason})");
         }
-        let pending = {
+        let (pending, _asked) = {
             let mut state = self.lock();
             state.exited = Some(reason.clone());
-            std::mem::take(&mut state.pending)
+            // Nobody is left to answer the server's requests to clients.
+            (std::mem::take(&mut state.pending), std::mem::take(&mut state.server_requests))
         };
         let _ = exit.send(Some(reason.clone()));
         // Listeners see the end of the stream.
@@ -435,7 +489,9 @@ impl StdioProcess {
             Kind::Request if self.shared => self.on_shared_request(&message).await,
             Kind::Request => {
                 let original = message.id.unwrap_or(jsonrpc::null());
-                let Some((id, _)) = self.register_server_request(original, None) else {
+                // `deliver` puts it on the newest request's stream, if any.
+                let carrier = self.lock().pending.keys().next_back().copied();
+                let Some((id, _)) = self.register_server_request(original, None, carrier) else {
                     let _ = self.send(routing::refusal(original.get(), message.method(), NO_RANDOM)).await;
                     return;
                 };
@@ -445,6 +501,9 @@ impl StdioProcess {
             Kind::Notification => {
                 if message.method() == "notifications/progress" && self.on_progress(&message).await {
                     return;
+                }
+                if message.method() == "notifications/cancelled" {
+                    return self.on_server_cancel(&message).await;
                 }
                 let method = message.method();
                 if method.ends_with("/list_changed") || method == "notifications/resources/updated" {
@@ -522,13 +581,13 @@ impl StdioProcess {
     }
 
     /// The one request in flight the policy picks for a shared process's
-    /// request to a client, with that request's owner.
-    fn shared_target(&self, method: &str) -> Result<(mpsc::Sender<Event>, Owner), &'static str> {
+    /// request to a client: its key, events and owner.
+    fn shared_target(&self, method: &str) -> Result<(u64, mpsc::Sender<Event>, Owner), &'static str> {
         let state = self.lock();
-        let pending: Vec<&Pending> = state.pending.values().collect();
-        let owners: Vec<&Owner> = pending.iter().map(|p| &p.owner).collect();
+        let pending: Vec<(&u64, &Pending)> = state.pending.iter().collect();
+        let owners: Vec<&Owner> = pending.iter().map(|(_, p)| &p.owner).collect();
         match routing::destination(&owners, method, true) {
-            Destination::Newest(i) => Ok((pending[i].events.clone(), pending[i].owner.clone())),
+            Destination::Newest(i) => Ok((*pending[i].0, pending[i].1.events.clone(), pending[i].1.owner.clone())),
             // Not for requests; should the policy change, nobody gets one.
             Destination::EachOwner(_) | Destination::Ambiguous => Err(routing::AMBIGUOUS),
             Destination::Nobody => Err(routing::NOBODY),
@@ -549,18 +608,83 @@ impl StdioProcess {
     }
 
     /// Remembers a request the server sends to a client (`owner`: who may
-    /// answer it) and returns the gateway id (JSON) it travels under, with
-    /// the random part that names it; `None` when no randomness is to be had.
-    fn register_server_request(&self, original: &RawValue, owner: Option<Owner>) -> Option<(String, u128)> {
+    /// answer it; `carrier`: the client request whose stream takes it) and
+    /// returns the gateway id (JSON) it travels under, with the random part
+    /// that names it; `None` when no randomness is to be had. It is
+    /// withdrawn if no answer comes within `http.request_timeout`.
+    fn register_server_request(
+        &self,
+        original: &RawValue,
+        owner: Option<Owner>,
+        carrier: Option<u64>,
+    ) -> Option<(String, u128)> {
         let mut random = [0u8; 16];
         if let Err(error) = getrandom::fill(&mut random) {
             tracing::error!(server = %self.server, uid = self.uid, "no random id for a server request: {error}");
             return None;
         }
         let token = u128::from_be_bytes(random);
-        let asked = ServerRequest { original: original.to_owned(), owner };
+        let asked = ServerRequest { original: original.to_owned(), owner, carrier, timer: None };
         self.lock().server_requests.insert(token, asked);
-        Some((format!("\"mcpd-{}-{token:032x}\"", self.uid), token))
+        let (me, timeout) = (self.me.clone(), self.answer_timeout);
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(process) = me.upgrade() {
+                process.expire(token).await;
+            }
+        });
+        // Answered already? Then the timer goes now, else with the request.
+        match self.lock().server_requests.get_mut(&token) {
+            Some(asked) => asked.timer = Some(timer.abort_handle()),
+            None => timer.abort(),
+        }
+        Some((self.gateway_id(token), token))
+    }
+
+    /// The gateway id (JSON) a server request named by `token` travels under.
+    fn gateway_id(&self, token: u128) -> String {
+        format!("\"mcpd-{}-{token:032x}\"", self.uid)
+    }
+
+    /// The server withdraws one of its requests to a client: the client
+    /// asked hears of it under the id it knows, on the stream that carried
+    /// the request; nobody else does (they never saw it). A cancellation
+    /// naming no waiting request (answered, withdrawn already) goes nowhere.
+    async fn on_server_cancel(&self, message: &Message<'_>) {
+        let named = server_requests::cancelled_id(message.params);
+        let withdrawn = named.and_then(|named| {
+            let mut state = self.lock();
+            let token = state.server_requests.iter().find(|(_, r)| r.is_named_by(&named)).map(|(t, _)| *t)?;
+            state.server_requests.remove(&token).map(|asked| (token, asked))
+        });
+        let Some((token, asked)) = withdrawn else {
+            tracing::debug!(server = %self.server, uid = self.uid, "server cancelled no waiting request of its own; dropped");
+            return;
+        };
+        match server_requests::cancellation(message.params, &self.gateway_id(token), None) {
+            Some(bytes) => self.tell_client(asked.carrier, Bytes::from(bytes)).await,
+            None => tracing::debug!(server = %self.server, uid = self.uid, "server cancellation with unusable params"),
+        }
+    }
+
+    /// Tells the client a server request went to about it: on `carrier`'s
+    /// stream while that request is in flight; else, on a process of one
+    /// session, wherever [`Self::deliver`] puts it; on a shared process
+    /// nowhere (that client's stream is gone, and no other is its).
+    async fn tell_client(&self, carrier: Option<u64>, bytes: Bytes) {
+        let events = carrier.and_then(|id| self.lock().pending.get(&id).map(|p| p.events.clone()));
+        let bytes = match events {
+            Some(events) => match events.send(Event::Message(bytes)).await {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(Event::Message(bytes))) => bytes,
+                Err(_) => return,
+            },
+            None => bytes,
+        };
+        match self.shared {
+            true => routing::count_unroutable(&self.server, "notifications/cancelled", false, routing::NOBODY),
+            false => self.deliver(bytes).await,
+        }
     }
 
     /// A shared process's request to a client: relayed to the one client
@@ -571,7 +695,7 @@ impl StdioProcess {
         let original = message.id.unwrap_or(jsonrpc::null());
         let target = self.shared_target(method);
         let why = match target {
-            Ok((events, owner)) => match self.register_server_request(original, Some(owner)) {
+            Ok((carrier, events, owner)) => match self.register_server_request(original, Some(owner), Some(carrier)) {
                 Some((id, token)) => {
                     let bytes = jsonrpc::request(&id, method, message.params.map(RawValue::get));
                     if events.send(Event::Message(Bytes::from(bytes))).await.is_ok() {
@@ -641,13 +765,18 @@ pub struct Call {
 
 impl Call {
     /// The next thing the server sends for this request; after a
-    /// `Response` or `Failed` there is nothing more.
+    /// `Response`, `Failed` or `Cancelled` there is nothing more.
     pub async fn next(&mut self) -> Event {
         let event = match self.events.recv().await {
             Some(event) => event,
-            None => Event::Failed(self.process.exit_reason().unwrap_or_else(|| "the request was dropped".into())),
+            // Only a process that exited (which says why first) or a
+            // client's cancellation lets go of a waiting request.
+            None => match self.process.exit_reason() {
+                Some(reason) => Event::Failed(reason),
+                None => Event::Cancelled,
+            },
         };
-        if matches!(event, Event::Response { .. } | Event::Failed(_)) {
+        if matches!(event, Event::Response { .. } | Event::Failed(_) | Event::Cancelled) {
             self.done = true;
         }
         event
@@ -657,7 +786,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.done {
-            self.process.abandon(self.id, "\"the client went away or the request timed out\"");
+            let _ = self.process.abandon(self.id, "\"the client went away or the request timed out\"");
         }
     }
 }

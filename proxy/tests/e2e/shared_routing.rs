@@ -4,7 +4,11 @@
 //! replica shared by sessions. And the other way: that only the client a
 //! server request went to can answer it (its id is unguessable, and an
 //! answer from anyone else is refused), and that a client's cancellation
-//! reaches the shared process for its own request only. The fixture's
+//! reaches the shared process for its own request only. And the life of
+//! a server request (shared or per session): withdrawn with -32603 when
+//! its client goes away or does not answer within `request_timeout`, the
+//! server's own withdrawal reaching the client under mcpd's id; and a
+//! request the client cancelled ending without an answer. The fixture's
 //! `gate` tool waits for a client notification before it logs or asks, so
 //! every interleaving here is set up by awaited events, not by timing.
 //!
@@ -19,6 +23,8 @@ use std::time::Duration;
 const POOLED: &str = "[server.fx]\ncommand = \"{server}\"\nport = {port}\n\
     [server.fx.session]\nenabled = false\n[server.fx.pool]\nsize = 1\n";
 const REPLICA: &str = "[server.fx]\ncommand = \"{server}\"\nport = {port}\nreplicas = 1\n";
+/// A process per session (the default), for what must match the shared kinds.
+const PER_SESSION: &str = "[server.fx]\ncommand = \"{server}\"\nport = {port}\n";
 
 /// One client: its own HTTP connections, and its session when the route has sessions.
 struct Client {
@@ -47,6 +53,14 @@ impl Client {
         let first = answer.next().await.expect("the gate's progress");
         assert_eq!(first["method"], "notifications/progress", "{first}");
         answer
+    }
+
+    /// Calls `tool` and returns its answer stream as soon as mcpd answers.
+    async fn stream(&self, id: u64, tool: &str, arguments: Value) -> Answer {
+        let body = tool_call(id, tool, arguments).to_string();
+        let response = self.raw.post(self.session.as_deref(), body).send().await.expect("POST tools/call");
+        assert_eq!(response.status(), 200);
+        Answer { response, buffer: String::new(), seen: Vec::new() }
     }
 
     /// Sends `notifications/fixture/release`: the gate `key` goes on.
@@ -349,4 +363,155 @@ async fn a_kept_sse_session_keeps_stateless_clients_apart() {
     assert_eq!(progress.len(), 1, "{b_seen:?}");
     assert_eq!((&progress[0]["params"]["progressToken"], &progress[0]["params"]["total"]), (&json!("t"), &json!(1)));
     drop(a_call);
+}
+
+/// The value of the counter of server requests mcpd withdrew for `reason`.
+async fn withdrawn(mcpd: &Mcpd, reason: &str) -> u64 {
+    counter(mcpd, "mcpd_withdrawn_server_requests_total", &format!("reason=\"{reason}\"")).await
+}
+
+/// Waits until the server has had `n` error answers to its own requests;
+/// its stats then.
+async fn client_errors(client: &Client, n: u64) -> Value {
+    let mut id = 100;
+    eventually("the server's request is answered with an error", Duration::from_secs(10), || {
+        id += 1;
+        async move {
+            let stats = client.stats(id).await;
+            (stats["client_errors"] == n).then_some(stats)
+        }
+    })
+    .await
+}
+
+/// A server request whose client goes away (its request's stream closes
+/// before it answers) is not left waiting in the shared process's table:
+/// mcpd answers the server with -32603 at once.
+#[tokio::test]
+async fn a_server_request_is_withdrawn_when_its_client_goes_away() {
+    let mcpd = Mcpd::start(POOLED, &["/health"]).await;
+    let a = Client::new(&mcpd, false).await;
+    let mut a_call = a.stream(1, "sample", json!({"prompt": "anyone?"})).await;
+    let ask = a_call.next().await.expect("the server's request");
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    drop(a_call); // the client leaves without answering
+
+    let stats = client_errors(&Client::new(&mcpd, false).await, 1).await;
+    let error = &stats["last_client_error"];
+    assert_eq!(error["code"], -32603, "{stats}");
+    assert!(error["message"].as_str().unwrap_or("").contains("went away"), "{stats}");
+    assert_eq!(withdrawn(&mcpd, "client_gone").await, 1);
+    let id = ask["id"].as_str().expect("a gateway id");
+    assert_eq!(a.answer(id, "too late").await.0, 400, "nothing waits for that answer any more");
+}
+
+/// A session of a shared replica that ends (DELETE) while the replica
+/// asks it something: the replica lives on, and is answered -32603 at
+/// once rather than waiting for a client that is gone.
+#[tokio::test]
+async fn a_replicas_request_is_withdrawn_when_the_session_asked_ends() {
+    let mcpd = Mcpd::start(REPLICA, &["/health"]).await;
+    let a = Client::new(&mcpd, true).await;
+    let mut a_call = a.stream(1, "sample", json!({"prompt": "anyone?"})).await;
+    let ask = a_call.next().await.expect("the server's request");
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let session = a.session.as_deref().expect("a session");
+    let deleted = a.raw.http.delete(&a.raw.url).header("mcp-session-id", session).send().await.expect("DELETE");
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+
+    let stats = client_errors(&Client::new(&mcpd, true).await, 1).await;
+    assert_eq!(stats["last_client_error"]["code"], -32603, "{stats}");
+    assert!(stats["last_client_error"]["message"].as_str().unwrap_or("").contains("session ended"), "{stats}");
+    assert_eq!(withdrawn(&mcpd, "session_ended").await, 1);
+    drop(a_call);
+}
+
+/// A server request its client never answers (the call that carried it
+/// was answered; the client is still there) waits at most
+/// `http.request_timeout`; then the server gets -32603 and the client
+/// can no longer answer it.
+#[tokio::test]
+async fn an_unanswered_server_request_is_withdrawn_after_request_timeout() {
+    let config = format!("{PER_SESSION}[server.fx.http]\nrequest_timeout = \"1s\"\n");
+    let mcpd = Mcpd::start(&config, &["/health"]).await;
+    let a = Client::new(&mcpd, true).await;
+    let seen = a.stream(1, "ask_and_go", json!({})).await.finish().await;
+    let ask = seen.iter().find(|m| m["method"] == "sampling/createMessage").expect("the server's request");
+    assert!(result_text(&seen).starts_with("asked"), "{seen:?}");
+
+    let stats = client_errors(&a, 1).await;
+    let error = &stats["last_client_error"];
+    assert_eq!(error["code"], -32603, "{stats}");
+    assert!(error["message"].as_str().unwrap_or("").contains("request_timeout"), "{stats}");
+    assert_eq!(withdrawn(&mcpd, "timeout").await, 1);
+    let id = ask["id"].as_str().expect("a gateway id");
+    assert_eq!(a.answer(id, "too late").await.0, 400, "nothing waits for that answer any more");
+}
+
+/// A server that withdraws its request (its own `notifications/cancelled`)
+/// names it by its own id; the client asked knew it by mcpd's. The
+/// cancellation reaches that client, under mcpd's id, even while another
+/// client has a request in flight (where an unattributable notification
+/// would be nobody's), and no one else.
+#[tokio::test]
+async fn a_servers_cancellation_of_its_request_reaches_the_client_asked_under_mcpds_id() {
+    let mcpd = Mcpd::start(POOLED, &["/health"]).await;
+    let (a, b) = (Client::new(&mcpd, false).await, Client::new(&mcpd, false).await);
+    let mut a_call = a.stream(1, "withdraw", json!({"key": "a"})).await;
+    let ask = a_call.next().await.expect("the server's request");
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    let b_call = b.gate(1, "b", "log").await;
+
+    a.release("a").await;
+    let a_seen = a_call.finish().await;
+    assert!(result_text(&a_seen).starts_with("withdrew"), "{a_seen:?}");
+    let cancelled: Vec<&Value> = a_seen.iter().filter(|m| m["method"] == "notifications/cancelled").collect();
+    assert_eq!(cancelled.len(), 1, "{a_seen:?}");
+    assert_eq!(cancelled[0]["params"]["requestId"], ask["id"], "the id the client was asked under: {a_seen:?}");
+    assert_eq!(cancelled[0]["params"]["reason"], "no longer needed");
+    let id = ask["id"].as_str().expect("a gateway id");
+    assert_eq!(a.answer(id, "too late").await.0, 400, "a withdrawn request takes no answer");
+
+    b.release("b").await;
+    let b_seen = b_call.finish().await;
+    assert!(!b_seen.iter().any(|m| m["method"] == "notifications/cancelled"), "not B's request: {b_seen:?}");
+}
+
+/// The same on a process of one session: the id is rewritten there too.
+#[tokio::test]
+async fn a_servers_cancellation_of_its_request_carries_mcpds_id_on_a_session_process() {
+    let mcpd = Mcpd::start(PER_SESSION, &["/health"]).await;
+    let a = Client::new(&mcpd, true).await;
+    let mut a_call = a.stream(1, "withdraw", json!({"key": "a"})).await;
+    let ask = a_call.next().await.expect("the server's request");
+    a.release("a").await;
+    let a_seen = a_call.finish().await;
+    let cancelled = a_seen.iter().find(|m| m["method"] == "notifications/cancelled").expect("the withdrawal");
+    assert_eq!(cancelled["params"]["requestId"], ask["id"], "{a_seen:?}");
+}
+
+/// After a client cancels a request nothing more is sent for it (the
+/// spec: the receiver of a cancellation does not answer the request), on
+/// a shared replica as on a process of the session's own: its stream
+/// ends without an answer, and certainly without one that says the
+/// process exited.
+async fn a_cancelled_request_ends_without_an_answer(config: &str) {
+    let mcpd = Mcpd::start(config, &["/health"]).await;
+    let a = Client::new(&mcpd, true).await;
+    let a_call = a.gate(1, "a", "log").await;
+    a.cancel(1).await;
+    let seen = a_call.finish().await;
+    assert!(!seen.iter().any(|m| m.get("id").is_some()), "no answer after a cancellation: {seen:?}");
+    let stats = a.stats(2).await;
+    assert_eq!(stats["cancelled_running"], 1, "the server was told: {stats}");
+}
+
+#[tokio::test]
+async fn a_cancelled_request_on_a_shared_replica_ends_without_an_answer() {
+    a_cancelled_request_ends_without_an_answer(REPLICA).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_request_on_a_session_process_ends_without_an_answer() {
+    a_cancelled_request_ends_without_an_answer(PER_SESSION).await;
 }

@@ -5,7 +5,7 @@
 //!
 //! The client leaving (its stream closing) drops the call, which tells the
 //! server to cancel; `http.request_timeout` bounds each request as on
-//! Streamable HTTP.
+//! Streamable HTTP. A request the client cancelled gets no answer.
 
 use super::super::plugin_hooks::Caller;
 use super::super::streamable_http::{Bound, Outcome, Target, bind, handshake_answer, server_answer, server_message};
@@ -56,6 +56,8 @@ pub(super) async fn relay(
                 server_answer(route, &target, id, bytes, outcome).await
             }
             Ok(Event::Failed(reason)) => (error(id, CONNECTION_CLOSED, &reason), Outcome::Failed),
+            // The client cancelled it: nothing more is sent for it.
+            Ok(Event::Cancelled) => return Outcome::Cancelled,
             Ok(Event::Rejected(error)) => (upstream_error(gateway, route, connection, id, error), Outcome::Failed),
             Err(_elapsed) => {
                 drop(call); // tells the server to cancel

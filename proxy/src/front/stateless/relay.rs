@@ -135,6 +135,14 @@ pub(super) async fn relay(
                 (bytes, code.map_or(200, era::status_of))
             }
             Ok(Event::Failed(reason)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &reason)), 502),
+            // Cancelled by its client: it ends without an answer.
+            Ok(Event::Cancelled) => {
+                match streaming {
+                    true => respond::sse_end(http).await?,
+                    false => respond::sse_empty(http, &[]).await?,
+                }
+                return Ok(Relayed::Done);
+            }
             Ok(Event::Rejected(error)) if !streaming => return Ok(Relayed::Rejected(error)),
             Ok(Event::Rejected(error)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &error.to_string())), 502),
             // The server asked the client something and sent nothing more

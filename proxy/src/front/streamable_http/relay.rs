@@ -30,6 +30,8 @@ pub(in crate::front) enum Outcome {
     Refused,
     /// The process died, or the request timed out, or the client left.
     Failed,
+    /// The client cancelled the request: nothing was sent for it after.
+    Cancelled,
 }
 
 /// Who a relayed answer is for.
@@ -108,7 +110,8 @@ pub(super) enum Relayed {
 }
 
 /// Streams what the server sends for `call` to the client: one JSON body
-/// when the answer comes first, else an SSE stream ending with the answer.
+/// when the answer comes first, else an SSE stream ending with the answer
+/// (or, for a request the client cancelled, ending without one).
 /// Each event is written before the next is read, so the client's pace
 /// bounds what mcpd holds.
 ///
@@ -176,6 +179,10 @@ pub(super) async fn relay(
                 server_answer(route, &target, id, bytes, outcome).await
             }
             Ok(Event::Failed(reason)) => (Bytes::from(error_body(id, CONNECTION_CLOSED, &reason)), Outcome::Failed),
+            Ok(Event::Cancelled) => {
+                out.unanswered(http, extra).await?;
+                return Ok(Relayed::Done(Outcome::Cancelled));
+            }
             Ok(Event::Rejected(error)) if !out.streaming => return Ok(Relayed::Rejected(error)),
             Ok(Event::Rejected(error)) => {
                 (Bytes::from(error_body(id, CONNECTION_CLOSED, &error.to_string())), Outcome::Failed)
@@ -239,6 +246,29 @@ impl Out<'_> {
             return respond::json(http, 200, extra, payload).await;
         }
         self.send(http, &payload).await?;
+        let ended = match self.attached {
+            true => respond::sse_end(http).await,
+            false => Ok(()),
+        };
+        match (self.replay.take(), self.outbox) {
+            (Some(replay), Some(outbox)) => {
+                outbox.streams.finished(&replay, self.attached && ended.is_ok());
+                Ok(())
+            }
+            _ => ended,
+        }
+    }
+}
+
+impl Out<'_> {
+    /// Ends the response of a request the client cancelled without an
+    /// answer (the spec: a cancelled request is not answered): the SSE
+    /// stream ends after what it carried; a response not begun is an SSE
+    /// stream with no events.
+    async fn unanswered(&mut self, http: &mut ServerSession, extra: Headers<'_>) -> pingora::Result<()> {
+        if !self.streaming {
+            return respond::sse_empty(http, extra).await;
+        }
         let ended = match self.attached {
             true => respond::sse_end(http).await,
             false => Ok(()),

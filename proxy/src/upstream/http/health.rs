@@ -158,6 +158,7 @@ async fn exchange(
                 return Err(UpstreamError::Protocol { instance: instance.label.clone(), reason });
             }
             Event::Failed(reason) => return Err(UpstreamError::Protocol { instance: instance.label.clone(), reason }),
+            Event::Cancelled => return Err(UpstreamError::Cancelled),
             Event::Rejected(error) => return Err(error),
         }
     }

@@ -54,6 +54,7 @@ impl HttpUpstream {
                     Event::Message(_) => continue,
                     Event::Response { bytes, .. } => return Ok(Some(bytes)),
                     Event::Failed(reason) => return Err(UpstreamError::Exited(reason)),
+                    Event::Cancelled => return Err(UpstreamError::Cancelled),
                     Event::Rejected(error @ (UpstreamError::Unreachable { .. } | UpstreamError::Transport { .. })) => {
                         return Err(error);
                     }
