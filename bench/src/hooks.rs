@@ -40,10 +40,13 @@ fn tools_call() -> McpMessage {
 #[derive(Clone, Copy, PartialEq)]
 pub enum Mode {
     /// A warm instance, reused (what mcpd does), with the whole message.
-    Reused,
-    /// As `Reused`, with only what is always there: what mcpd passes a
+    Warm,
+    /// As `Warm`, with only what is always there: what mcpd passes a
     /// plugin whose `reads` names no optional part.
-    ReusedLean,
+    WarmLean,
+    /// A decision the plugin asked mcpd to reuse (`reuse-decision`): the
+    /// lookup and its effects, no call.
+    DecisionReused,
     /// A brand-new instance per call (isolation per request).
     Fresh,
 }
@@ -58,6 +61,7 @@ pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, mode: Mode
         max_memory: 64 << 20,
         max_output: 4 << 20,
         instances: 1,
+        decision_cache: 10_000,
         headers: Vec::new(),
         config_json: config_json.to_string(),
         allow_hosts: Vec::new(),
@@ -66,19 +70,26 @@ pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, mode: Mode
     let slot = PluginSlot::load(settings, Arc::new(PluginStore::memory()), None).await?;
     let plugin = slot.current();
     let mut message = tools_call();
-    if mode == Mode::ReusedLean {
+    if mode == Mode::WarmLean {
         (message.params, message.session) = (None, None);
         message.headers.clear();
     }
     for _ in 0..iterations / 10 {
-        plugin.call(Hook::Request, None, Some(&message)).await?;
+        let (decision, reusable) = plugin.call(Hook::Request, None, Some(&message)).await?;
+        if let Some(reusable) = reusable {
+            plugin.keep(Hook::Request, &message, &decision, reusable);
+        }
+    }
+    if mode == Mode::DecisionReused {
+        anyhow::ensure!(plugin.reused(Hook::Request, &message).await.is_some(), "the plugin asked for no reuse");
     }
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)?;
     for _ in 0..iterations {
         let started = Instant::now();
         match mode {
-            Mode::Fresh => plugin.call_fresh(Hook::Request, &message).await?,
-            _ => plugin.call(Hook::Request, None, Some(&message)).await?,
+            Mode::Fresh => drop(plugin.call_fresh(Hook::Request, &message).await?),
+            Mode::DecisionReused => drop(plugin.reused(Hook::Request, &message).await),
+            _ => drop(plugin.call(Hook::Request, None, Some(&message)).await?),
         };
         histogram.record(started.elapsed().as_nanos() as u64)?;
     }

@@ -191,9 +191,10 @@ async fn hooks(iterations: u64) -> anyhow::Result<()> {
     let example = r#"{"deny_tools":["crash"],"redact":"secret","principal_header":"x-user"}"#;
     use hooks::Mode;
     for (label, file, config, mode) in [
-        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", Mode::Reused),
-        ("empty (noop), reads no optional part", "mcpd_noop_plugin.wasm", "{}", Mode::ReusedLean),
-        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, Mode::Reused),
+        ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", Mode::Warm),
+        ("empty (noop), reads no optional part", "mcpd_noop_plugin.wasm", "{}", Mode::WarmLean),
+        ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, Mode::Warm),
+        ("empty (noop), decision reused", "mcpd_noop_plugin.wasm", r#"{"reuse_ms":60000}"#, Mode::DecisionReused),
         ("empty (noop)", "mcpd_noop_plugin.wasm", "{}", Mode::Fresh),
         ("JSON-inspecting (example)", "mcpd_plugin_example.wasm", example, Mode::Fresh),
     ] {
@@ -201,7 +202,11 @@ async fn hooks(iterations: u64) -> anyhow::Result<()> {
         let n = if mode == Mode::Fresh { iterations / 20 } else { iterations };
         let h = hooks::measure(&wasm(file)?, config, n, mode).await?;
         let us = |ns: f64| ns / 1000.0;
-        let instance = if mode == Mode::Fresh { "fresh per call" } else { "reused (mcpd)" };
+        let instance = match mode {
+            Mode::Fresh => "fresh per call",
+            Mode::DecisionReused => "none: no call",
+            _ => "warm, reused (mcpd)",
+        };
         println!(
             "| {label} | {instance} | {:.2} µs | {:.2} µs | {:.2} µs |",
             us(h.value_at_quantile(0.5) as f64),

@@ -28,6 +28,18 @@ pub static PLUGIN_CALLS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Messages a plugin's hook answered with a decision it asked to reuse
+/// (`host.reuse-decision`), without a call.
+pub static PLUGIN_REUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("mcpd_plugin_reused_total", "Messages answered with a reused plugin decision, without a call"),
+            &["plugin", "hook"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 /// Plugin failures by plugin and kind (trap, timeout, memory, output, instantiate).
 pub static PLUGIN_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(

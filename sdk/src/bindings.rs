@@ -25,10 +25,10 @@ pub mod translator {
         world: "translator-plugin",
         path: "../wit",
         with: {
-            "mcpd:plugin/types@0.2.0": crate::bindings::mcpd::plugin::types,
-            "mcpd:plugin/host@0.2.0": crate::bindings::mcpd::plugin::host,
-            "mcpd:plugin/store@0.2.0": crate::bindings::mcpd::plugin::store,
-            "mcpd:plugin/http-client@0.2.0": crate::bindings::mcpd::plugin::http_client,
+            "mcpd:plugin/types@0.2.1": crate::bindings::mcpd::plugin::types,
+            "mcpd:plugin/host@0.2.1": crate::bindings::mcpd::plugin::host,
+            "mcpd:plugin/store@0.2.1": crate::bindings::mcpd::plugin::store,
+            "mcpd:plugin/http-client@0.2.1": crate::bindings::mcpd::plugin::http_client,
         },
         // As above, for `export_translator!`. With `pub_export_macro` the
         // world's exports are described only by the section the macro emits,

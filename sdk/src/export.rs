@@ -34,7 +34,7 @@ macro_rules! export_plugin {
 
             // Only wasm has a use for the exports. A native build (the
             // plugin's unit tests) must not emit them: native linkers
-            // reject names like `mcpd:plugin/hooks@0.2.0#describe`.
+            // reject names like `mcpd:plugin/hooks@0.2.1#describe`.
             #[cfg(target_arch = "wasm32")]
             $crate::bindings::__export_hooks!(McpdPluginExport with_types_in $crate::bindings);
             // Natively, refer to the hooks so the plugin's code does not

@@ -57,7 +57,8 @@
 //! exported with [`export_translator!`]; [`ToolResult`], [`tool`] and
 //! [`Message::tool_call`] cover the tools side of MCP. See [`translator`].
 //!
-//! Modules: [`codes`] (JSON-RPC error codes),
+//! Modules: [`codes`] (JSON-RPC error codes), [`reuse`] (let mcpd reuse a
+//! decision without calling the plugin),
 //! [`log`], [`metrics`], [`store`] (counters and values with expiry, shared
 //! by all instances), [`http`] (outbound requests to allow-listed hosts), [`clock`], [`testing`] (messages for unit tests).
 //!
@@ -82,6 +83,7 @@ pub mod log;
 mod message;
 pub mod metrics;
 mod plugin;
+pub mod reuse;
 mod rpc;
 pub mod store;
 pub mod testing;

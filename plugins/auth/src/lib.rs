@@ -28,12 +28,18 @@ mod telemetry;
 
 use mcpd_plugin_sdk::clock;
 use mcpd_plugin_sdk::prelude::*;
+use mcpd_plugin_sdk::reuse::{self, Vary};
+use std::time::Duration;
 
 use crate::config::Policy;
-use crate::identity::Refusal;
+use crate::identity::{Method, Refusal};
 use crate::origin::WELL_KNOWN;
 use crate::paths::RoutePaths;
 use crate::telemetry::Labels;
+
+/// How long mcpd may reuse a decision. Keys and scopes come from the
+/// config, and a new config is a reload, which drops kept decisions.
+const REUSE: Duration = Duration::from_secs(60);
 
 pub struct Auth {
     policy: Policy,
@@ -88,6 +94,8 @@ impl Plugin for Auth {
         // Owned: the challenge below needs `&mut self` for the metadata URL.
         let needed: Vec<String> = self.policy.tool_scopes.required(tool).into_iter().map(str::to_string).collect();
         if needed.is_empty() {
+            // Not NAME alone: a message without a principal is refused above.
+            reuse::decision(REUSE, Vary::NAME | Vary::PRINCIPAL, &[]);
             return Decision::proceed();
         }
         let mut missing = Vec::new();
@@ -99,6 +107,10 @@ impl Plugin for Auth {
             }
         }
         if missing.is_empty() {
+            // Who calls which tool with which scopes: the metrics name the
+            // principal, the check the scopes. (A refusal points at the
+            // metadata document, which depends on more: not reused.)
+            reuse::decision(REUSE, Vary::NAME | Vary::PRINCIPAL | Vary::SCOPES, &[]);
             return Decision::proceed();
         }
         self.labels.denial(principal, tool, "insufficient_scope");
@@ -157,6 +169,15 @@ impl Auth {
             return challenge::insufficient_scope(&required, metadata_url().as_deref(), message);
         }
         telemetry::authentication(identity.method.label(), "ok");
+        // An API key's identity depends on the credential headers alone (the
+        // path and HTTP method keep other answers apart, e.g. the metadata
+        // document). Not reused: JWTs, which expire and whose audience
+        // depends on more headers. (The first request of a route in an
+        // instance records its path in the store, for metadata URLs: that
+        // write makes mcpd ignore the reuse once.)
+        if identity.method == Method::ApiKey {
+            reuse::decision(REUSE, Vary::PATH, &["authorization", "x-api-key"]);
+        }
         Decision::modify().principal(identity.principal).scopes(identity.scopes)
     }
 

@@ -4,6 +4,7 @@
 //! anonymous client is still limited, by where it connects from.
 
 use mcpd_plugin_sdk::Message;
+use mcpd_plugin_sdk::reuse::Vary;
 
 use crate::config::{KeyKind, Limit};
 
@@ -29,6 +30,25 @@ pub fn who(message: &Message) -> Who<'_> {
 
 fn principal(message: &Message) -> Option<&str> {
     message.principal.as_deref().filter(|p| !p.is_empty())
+}
+
+/// What the buckets `limits` take from for `message`, the limits that
+/// apply, and the metrics' `who` depend on: a reused verdict must agree on
+/// these. The client address counts only where it may stand in for a
+/// missing principal or session, or is a key itself.
+pub fn vary(limits: &[Limit], message: &Message) -> Vary {
+    let keys = || limits.iter().flat_map(|l| l.keys.iter());
+    let mut vary = Vary::NAME | Vary::PRINCIPAL;
+    let has_session = message.session.as_deref().is_some_and(|s| !s.is_empty());
+    if keys().any(|k| *k == KeyKind::Session) {
+        vary |= Vary::SESSION;
+    }
+    let by_address = principal(message).is_none()
+        || keys().any(|k| *k == KeyKind::Client || (*k == KeyKind::Session && !has_session));
+    if by_address {
+        vary |= Vary::CLIENT_ADDRESS;
+    }
+    vary
 }
 
 /// The store key of `limit`'s bucket for `message`. Buckets are per route,
@@ -87,6 +107,23 @@ mod tests {
         assert_eq!(who(&m), Who { via: "principal", id: "ada" });
         m.principal = Some(String::new());
         assert_eq!(parts(&bucket(&l, &m)), ["test", "l", "c:127.0.0.1"], "an empty principal is no principal");
+    }
+
+    #[test]
+    fn a_verdict_varies_with_what_picks_its_buckets() {
+        let mut m = testing::tool_call("echo", json!({}));
+        let by_principal = [limit(&[KeyKind::Principal])];
+        assert_eq!(vary(&by_principal, &m), Vary::NAME | Vary::PRINCIPAL | Vary::CLIENT_ADDRESS, "anonymous");
+        m.principal = Some("ada".into());
+        assert_eq!(vary(&by_principal, &m), Vary::NAME | Vary::PRINCIPAL, "the address does not count");
+        let by_client = [limit(&[KeyKind::Client])];
+        assert!(vary(&by_client, &m).contains(Vary::CLIENT_ADDRESS));
+        let by_session = [limit(&[KeyKind::Session])];
+        m.session = None;
+        let all = Vary::NAME | Vary::PRINCIPAL | Vary::SESSION | Vary::CLIENT_ADDRESS;
+        assert_eq!(vary(&by_session, &m), all, "no session: the address stands in");
+        m.session = Some("abc".into());
+        assert!(!vary(&by_session, &m).contains(Vary::CLIENT_ADDRESS));
     }
 
     #[test]

@@ -16,10 +16,14 @@ mod metrics;
 use std::time::Duration;
 
 use mcpd_plugin_sdk::prelude::*;
+use mcpd_plugin_sdk::reuse;
 use mcpd_plugin_sdk::{MessageKind, serde_json::json};
 
 use config::{Applies, Limit, OnStoreError};
 use metrics::Metrics;
+
+/// How long mcpd may reuse a verdict (its takes are repeated every time).
+const REUSE: Duration = Duration::from_secs(60);
 
 pub struct RateLimit {
     limits: Vec<Limit>,
@@ -47,6 +51,10 @@ impl Plugin for RateLimit {
         if message.kind != MessageKind::Request {
             return Decision::proceed();
         }
+        // The verdict depends on the buckets (mcpd takes their tokens again
+        // for each reuse, and asks again once one runs dry) and on the
+        // parts that pick them; the tool name picks which limits apply.
+        reuse::decision(REUSE, key::vary(&self.limits, message), &[]);
         let who = key::who(message);
         let mut counted = false;
         // In config order, stopping at the first refusal: the tokens of the

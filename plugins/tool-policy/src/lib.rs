@@ -19,11 +19,16 @@ mod names;
 mod policy;
 
 use mcpd_plugin_sdk::prelude::*;
+use mcpd_plugin_sdk::reuse::{self, Vary};
 use mcpd_plugin_sdk::{MessageKind, serde_json::json};
 use serde_json::Value;
+use std::time::Duration;
 
 use names::Names;
 use policy::{Caller, Kind, Policy};
+
+/// How long mcpd may reuse a request's verdict without asking again.
+const REUSE: Duration = Duration::from_secs(60);
 
 pub struct ToolPolicy {
     policy: Policy,
@@ -53,6 +58,14 @@ impl Plugin for ToolPolicy {
     fn on_request(&mut self, message: &Message) -> Decision {
         if message.kind != MessageKind::Request {
             return Decision::proceed();
+        }
+        // The verdict depends on who asks for which name, and on the policy
+        // (a new policy is a reload, which drops kept decisions). A name
+        // mcpd could not read comes from the params: not reused then.
+        // Nor are renamed calls, whose new params carry the arguments.
+        let renamed = message.name.as_deref().is_some_and(|name| self.names.server_name(name) != Some(name));
+        if message.name.is_some() && !renamed {
+            reuse::decision(REUSE, Vary::NAME | Vary::PRINCIPAL | Vary::SCOPES, &[]);
         }
         let kind = match message.method() {
             Some("tools/call") => return self.tool_call(message),
@@ -299,6 +312,22 @@ mod tests {
             let d = p.on_request(&testing::tool_call(name, json!({})));
             assert_eq!(status(&d), Some((400, codes::INVALID_PARAMS)), "{name}");
         }
+    }
+
+    #[test]
+    fn verdicts_may_be_reused_by_name_and_caller_but_not_renamed_calls() {
+        use mcpd_plugin_sdk::reuse::{self, Vary};
+        let mut p = example();
+        for tool in ["echo", "crash"] {
+            p.on_request(&as_user(testing::tool_call(tool, json!({})), "ada", &[]));
+            let asked = reuse::last_requested().expect("reusable");
+            assert_eq!(asked.vary, Vary::NAME | Vary::PRINCIPAL | Vary::SCOPES, "{tool}");
+        }
+        let mut renaming = plugin(json!({"default": "allow", "rename": {"echo": "say"}}));
+        renaming.on_request(&testing::tool_call("say", json!({"text": "hi"})));
+        assert_eq!(reuse::last_requested(), None, "the new params carry the arguments");
+        renaming.on_request(&testing::tool_call("sleep", json!({})));
+        assert!(reuse::last_requested().is_some(), "a name kept as it is");
     }
 
     #[test]

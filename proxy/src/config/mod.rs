@@ -111,6 +111,9 @@ pub struct PluginSettings {
     pub max_memory: usize,
     pub max_output: usize,
     pub instances: usize,
+    /// Decisions kept for reuse per hook (the plugin asks with
+    /// `host.reuse-decision`); 0 turns reuse off.
+    pub decision_cache: usize,
     /// Request headers (lower case) the plugin sees besides [`PLUGIN_HEADERS`]; `*` means all.
     pub headers: Vec<String>,
     /// The plugin's `config` table as JSON text.

@@ -105,6 +105,8 @@ pub struct RawPlugin {
     pub max_output: Option<ByteSize>,
     /// Instances kept warm.
     pub instances: Option<Spanned<i64>>,
+    /// Decisions kept for reuse per hook (`host.reuse-decision`); 0: none.
+    pub decision_cache: Option<Spanned<i64>>,
     /// Request headers the plugin sees besides the default set; `["*"]`: all.
     #[serde(default)]
     pub headers: Vec<String>,

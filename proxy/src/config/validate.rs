@@ -76,6 +76,15 @@ impl Checker<'_> {
         }
     }
 
+    /// A count that may be 0.
+    pub fn count(&self, value: &Option<Spanned<i64>>, key: String, default: usize) -> Result<usize, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) if *v.get_ref() >= 0 => Ok(*v.get_ref() as usize),
+            Some(v) => Err(self.error(Some(v.span()), key, format!("must be 0 or more, got {}", v.get_ref()))),
+        }
+    }
+
     pub fn positive(&self, value: &Option<Spanned<i64>>, key: String, default: usize) -> Result<usize, ConfigError> {
         match value {
             None => Ok(default),
@@ -361,6 +370,9 @@ pub(super) fn relative_to(config: &Path, path: &Path) -> std::path::PathBuf {
     }
 }
 
+/// Decisions a plugin may keep for reuse per hook, unless its table says.
+const DECISION_CACHE: usize = 10_000;
+
 /// `timeout` is the default CPU time per call.
 fn resolve_plugin(
     check: &Checker,
@@ -423,6 +435,7 @@ fn resolve_plugin(
         max_memory: max_memory as usize,
         max_output: p.max_output.map(|b| b.0).unwrap_or(4 << 20) as usize,
         instances: check.positive(&p.instances, format!("{key}.instances"), 2)?,
+        decision_cache: check.count(&p.decision_cache, format!("{key}.decision_cache"), DECISION_CACHE)?,
         headers: p.headers.iter().map(|h| h.to_ascii_lowercase()).collect(),
         config_json,
         allow_hosts,

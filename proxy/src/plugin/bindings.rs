@@ -8,6 +8,7 @@
 //! [`translator`] and reuse these imports.
 
 use super::outbound;
+use super::reuse::{Recording, Take};
 use super::store::PluginStore;
 use crate::metrics;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ pub mod translator {
 
 pub use exports::mcpd::plugin::hooks::{Decision, HttpRequest, McpMessage, PluginInfo};
 pub use mcpd::plugin::types::{
-    Changes, Direction, Header, HookSet, HttpReply, MessageKind, MessageParts, Rejection, RpcError,
+    Changes, Direction, Header, HookSet, HttpReply, MessageKind, MessageParts, Rejection, Reuse, RpcError, Vary,
 };
 
 /// What every instance of one configured plugin shares.
@@ -82,11 +83,11 @@ impl PluginContext {
         })
     }
 
-    fn name(&self) -> String {
+    pub fn name(&self) -> String {
         self.name.read().map(|n| n.clone()).unwrap_or_default()
     }
 
-    fn key(&self, key: &str) -> String {
+    pub fn key(&self, key: &str) -> String {
         match self.name.read() {
             Ok(name) => format!("{}\u{1f}{key}", *name),
             Err(_) => format!("\u{1f}{key}"),
@@ -102,6 +103,9 @@ pub struct HostState {
     /// Time this call spent waiting on the network; the CPU deadline is
     /// extended by it (see `loaded::instantiate`), since waiting is not CPU.
     pub waited: Duration,
+    /// What the current hook call asked to reuse and did that a reuse
+    /// must repeat (see `reuse`); cleared as each call starts.
+    pub recording: Recording,
 }
 
 impl HostState {
@@ -114,7 +118,14 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        HostState { wasi, table: ResourceTable::new(), limits, context, waited: Duration::ZERO }
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            context,
+            waited: Duration::ZERO,
+            recording: Recording::default(),
+        }
     }
 }
 
@@ -154,10 +165,12 @@ impl mcpd::plugin::host::Host for HostState {
 
     fn counter_add(&mut self, name: String, labels: Vec<(String, String)>, value: u64) {
         metrics::plugin_counter(&self.context.name(), &name, &labels, value);
+        self.recording.effects.counters.push((name, labels, value));
     }
 
     fn histogram_observe(&mut self, name: String, labels: Vec<(String, String)>, value: f64) {
         metrics::plugin_histogram(&self.context.name(), &name, &labels, value);
+        self.recording.effects.histograms.push((name, labels, value));
     }
 
     fn counter_series(&mut self, name: String, labels: Vec<(String, String)>) -> Option<u32> {
@@ -166,6 +179,7 @@ impl mcpd::plugin::host::Host for HostState {
 
     fn series_add(&mut self, handle: u32, value: u64) {
         self.context.series.add(handle, value);
+        self.recording.effects.series_adds.push((handle, value));
     }
 
     fn histogram_series(&mut self, name: String, labels: Vec<(String, String)>) -> Option<u32> {
@@ -174,6 +188,11 @@ impl mcpd::plugin::host::Host for HostState {
 
     fn series_observe(&mut self, handle: u32, value: f64) {
         self.context.series.observe(handle, value);
+        self.recording.effects.series_observes.push((handle, value));
+    }
+
+    fn reuse_decision(&mut self, reuse: mcpd::plugin::types::Reuse) {
+        self.recording.reuse = Some(reuse);
     }
 }
 
@@ -187,8 +206,11 @@ impl HostState {
     }
 }
 
+// Writes other than `take` cannot be repeated by a reused decision: a call
+// that makes one is not reused (`Effects::unrepeatable`).
 impl mcpd::plugin::store::Host for HostState {
     async fn incr(&mut self, key: String, delta: i64, ttl_ms: u64) -> Result<i64, String> {
+        self.recording.effects.unrepeatable = true;
         let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
         self.waiting(store.incr(key, delta, ttl_ms)).await
     }
@@ -199,11 +221,13 @@ impl mcpd::plugin::store::Host for HostState {
     }
 
     async fn set(&mut self, key: String, value: String, ttl_ms: u64) -> Result<(), String> {
+        self.recording.effects.unrepeatable = true;
         let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
         self.waiting(store.set(key, value, ttl_ms)).await
     }
 
     async fn delete(&mut self, key: String) -> Result<(), String> {
+        self.recording.effects.unrepeatable = true;
         let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
         self.waiting(store.delete(key)).await
     }
@@ -216,7 +240,14 @@ impl mcpd::plugin::store::Host for HostState {
         cost: u64,
     ) -> Result<mcpd::plugin::store::Bucket, String> {
         let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
-        let state = self.waiting(store.take(key, capacity, period_ms, cost)).await?;
+        let state = self.waiting(store.take(key.clone(), capacity, period_ms, cost)).await;
+        match &state {
+            Ok(state) if state.allowed => {
+                self.recording.effects.takes.push(Take { key, capacity, period_ms, cost });
+            }
+            _ => self.recording.effects.unrepeatable = true,
+        }
+        let state = state?;
         Ok(mcpd::plugin::store::Bucket {
             allowed: state.allowed,
             remaining: state.remaining,

@@ -6,12 +6,16 @@
 //! call (trap, CPU timeout, memory, oversized output) is handled by that
 //! entry's `on_error`: "closed" rejects the request with 503, "open" carries
 //! on as if the plugin had said `proceed`.
+//!
+//! Before calling a plugin, the chain asks it for a decision kept for
+//! reuse ([`super::reuse`]); only without one is the plugin called.
 
 use super::bindings::{
     Decision, Header, HookSet, HttpReply, HttpRequest, McpMessage, MessageKind, MessageParts, PluginContext, Rejection,
     RpcError,
 };
 use super::loaded::{self, Hook, Limits, LoadedPlugin};
+use super::reuse::{Reusable, Subject};
 use super::store::PluginStore;
 use super::{PluginError, engine};
 use crate::config::{OnError, PluginSettings};
@@ -201,7 +205,13 @@ impl Chain {
             if !plugin.hooks.contains(HookSet::HTTP_REQUEST) {
                 continue;
             }
-            let result = timed(&plugin, Hook::HttpRequest, plugin.call(Hook::HttpRequest, Some(request), None)).await;
+            let result = match plugin.reused(Hook::HttpRequest, &*request).await {
+                Some(decision) => Ok(decision),
+                None => {
+                    let called = timed(&plugin, Hook::HttpRequest, plugin.call(Hook::HttpRequest, Some(request), None));
+                    kept(&plugin, Hook::HttpRequest, &*request, called.await)
+                }
+            };
             match settle(slot, &plugin, result) {
                 Step::Next(None) => {}
                 Step::Next(Some(changes)) => {
@@ -226,11 +236,17 @@ impl Chain {
             if !slot.sees(&plugin, hook, message.method.as_deref()) {
                 continue;
             }
-            // Copying text into the plugin is most of a call's cost: leave
-            // out what it does not read, and put it back after.
-            let hidden = Hidden::take(message, plugin.reads);
-            let result = timed(&plugin, hook, plugin.call(hook, None, Some(message))).await;
-            hidden.restore(message);
+            let result = match plugin.reused(hook, &*message).await {
+                Some(decision) => Ok(decision),
+                None => {
+                    // Copying text into the plugin is most of a call's cost:
+                    // leave out what it does not read, and put it back after.
+                    let hidden = Hidden::take(message, plugin.reads);
+                    let called = timed(&plugin, hook, plugin.call(hook, None, Some(message))).await;
+                    hidden.restore(message);
+                    kept(&plugin, hook, &*message, called)
+                }
+            };
             match settle(slot, &plugin, result) {
                 Step::Next(None) => {}
                 Step::Next(Some(changes)) => {
@@ -307,16 +323,31 @@ fn subject_of(method: Option<&str>, params: Option<&str>) -> Option<String> {
     params.get(field)?.as_str().map(str::to_owned)
 }
 
-async fn timed(
+/// The decision of a call, kept for reuse first when the call asked for
+/// it. `subject` is what the plugin was shown, before any changes apply.
+fn kept(
     plugin: &LoadedPlugin,
     hook: Hook,
-    call: impl std::future::Future<Output = Result<Decision, PluginError>>,
+    subject: &impl Subject,
+    called: Result<(Decision, Option<Reusable>), PluginError>,
 ) -> Result<Decision, PluginError> {
+    let (decision, reusable) = called?;
+    if let Some(reusable) = reusable {
+        plugin.keep(hook, subject, &decision, reusable);
+    }
+    Ok(decision)
+}
+
+async fn timed<T>(
+    plugin: &LoadedPlugin,
+    hook: Hook,
+    call: impl std::future::Future<Output = Result<(Decision, T), PluginError>>,
+) -> Result<(Decision, T), PluginError> {
     let started = Instant::now();
     let result = call.await;
     plugin.metrics.seconds[hook.index()].observe(started.elapsed().as_secs_f64());
     // Indexes into loaded::OUTCOMES.
-    let outcome = match &result {
+    let outcome = match result.as_ref().map(|(decision, _)| decision) {
         Ok(Decision::Proceed) => 0,
         Ok(Decision::Modify(_)) => 1,
         Ok(Decision::Reject(_)) => 2,

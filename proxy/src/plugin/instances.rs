@@ -28,6 +28,8 @@ pub struct Limits {
     pub output: usize,
     /// Instances kept warm.
     pub warm: usize,
+    /// Decisions kept for reuse (0: none).
+    pub decisions: usize,
 }
 
 impl From<&crate::config::PluginSettings> for Limits {
@@ -38,6 +40,7 @@ impl From<&crate::config::PluginSettings> for Limits {
             memory: settings.max_memory,
             output: settings.max_output,
             warm: settings.instances,
+            decisions: settings.decision_cache,
         }
     }
 }
@@ -67,6 +70,7 @@ impl<W> Instance<W> {
     /// Arms the CPU deadline for one call.
     pub fn start_call(&mut self, limit: Duration) {
         self.store.data_mut().waited = Duration::ZERO;
+        self.store.data_mut().recording.clear();
         self.store.set_epoch_deadline(ticks(limit));
     }
 }
@@ -81,17 +85,21 @@ pub struct Instances<W: World> {
 }
 
 /// The contract version this mcpd serves (`package mcpd:plugin@…` in the WIT).
-pub const CONTRACT: &str = "mcpd:plugin@0.2.0";
+pub const CONTRACT: &str = "mcpd:plugin@0.2.1";
 
 /// Why linking failed, with what to do when the plugin was built against
 /// another version of the contract (the usual cause).
 fn link_error(error: wasmtime::Error) -> String {
     let text = format!("{error:#}");
+    // 0.x.y versions are compatible within 0.x (wasmtime links them), so
+    // only another 0.x is another contract.
+    let compatible = &CONTRACT["mcpd:plugin@".len()..CONTRACT.rfind('.').unwrap_or(CONTRACT.len())];
     let other_version = text.match_indices("mcpd:plugin/").any(|(at, _)| {
         let rest = &text[at..];
         rest.split(|c: char| c.is_whitespace() || c == '`' || c == '#')
             .next()
-            .is_some_and(|name| name.contains('@') && !name.ends_with(&CONTRACT["mcpd:plugin".len()..]))
+            .and_then(|name| name.split_once('@'))
+            .is_some_and(|(_, version)| version != compatible && !version.starts_with(&format!("{compatible}.")))
     });
     match other_version {
         true => format!(
@@ -208,8 +216,8 @@ mod tests {
             "component imports instance `mcpd:plugin/host@0.1.0`, but a matching implementation was not found in the linker",
         );
         let text = link_error(old);
-        assert!(text.contains("this mcpd serves mcpd:plugin@0.2.0: rebuild it"), "{text}");
+        assert!(text.contains("this mcpd serves mcpd:plugin@0.2.1: rebuild it"), "{text}");
         let other = wasmtime::Error::msg("instance export `mcpd:plugin/host@0.2.0#log` has the wrong type");
-        assert!(!link_error(other).contains("rebuild"));
+        assert!(!link_error(other).contains("rebuild"), "0.2.0 is compatible: another cause");
     }
 }

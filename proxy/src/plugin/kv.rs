@@ -96,6 +96,22 @@ impl KvStore {
         Ok(state)
     }
 
+    /// Puts back `cost` tokens a `take` took (at most up to `capacity`).
+    pub fn give_back(&self, key: String, capacity: u64, period_ms: u64, cost: u64) -> Result<(), String> {
+        let now = Instant::now();
+        let Some(mut entry) = self.map.get_mut(&key) else {
+            // Gone (expired, so full again): nothing to give back.
+            return Ok(());
+        };
+        let Value::Bucket(tokens, last) = &mut entry.value else {
+            return Err("the key holds a value that is not a token bucket".into());
+        };
+        take_tokens(tokens, now.duration_since(*last).as_secs_f64() * 1000.0, capacity, period_ms, 0);
+        *tokens = (*tokens + cost as f64).min(capacity as f64);
+        *last = now;
+        Ok(())
+    }
+
     pub fn get(&self, key: &str) -> Option<String> {
         let now = Instant::now();
         let entry = self.map.get(key)?;
@@ -160,5 +176,18 @@ mod tests {
         assert!((19_000..=20_000).contains(&refused.retry_after_ms), "{refused:?}");
         let mut tokens = 0.0;
         assert!(take_tokens(&mut tokens, 20_000.0, 3, 60_000, 1).allowed, "a token comes back after period/capacity");
+    }
+
+    #[test]
+    fn given_back_tokens_can_be_taken_again_up_to_capacity() {
+        let kv = KvStore::default();
+        assert!(kv.take("g".into(), 2, 60_000, 2).unwrap().allowed);
+        assert!(!kv.take("g".into(), 2, 60_000, 1).unwrap().allowed, "empty");
+        kv.give_back("g".into(), 2, 60_000, 1).unwrap();
+        assert!(kv.take("g".into(), 2, 60_000, 1).unwrap().allowed, "the token given back");
+        kv.give_back("g".into(), 2, 60_000, 5).unwrap();
+        assert_eq!(kv.take("g".into(), 2, 60_000, 1).unwrap().remaining, 1, "never above capacity");
+        assert_eq!(kv.give_back("absent".into(), 2, 60_000, 1), Ok(()), "a missing bucket is full");
+        assert_eq!(kv.get("absent"), None);
     }
 }

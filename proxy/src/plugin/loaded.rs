@@ -1,11 +1,13 @@
-//! One loaded hook plugin (world `plugin`): its warm instances and hook
-//! calls under its limits. The pool itself is [`super::instances`].
+//! One loaded hook plugin (world `plugin`): its warm instances, hook calls
+//! under its limits, and the decisions it asked mcpd to reuse. The pool
+//! itself is [`super::instances`]; the reuse cache is [`super::reuse`].
 
 use super::PluginError;
 use super::bindings::{
     Decision, HookSet, HostState, HttpRequest, McpMessage, MessageParts, Plugin, PluginContext, PluginInfo, PluginPre,
 };
 use super::instances::{Instances, World};
+use super::reuse::{DecisionCache, Reusable, Subject};
 use std::future::Future;
 use std::sync::Arc;
 use wasmtime::Store;
@@ -79,6 +81,8 @@ pub struct CallMetrics {
     pub calls: Vec<Vec<prometheus::IntCounter>>,
     /// Per-hook duration histograms.
     pub seconds: Vec<prometheus::Histogram>,
+    /// Per-hook count of messages answered with a reused decision.
+    pub reused: Vec<prometheus::IntCounter>,
 }
 
 impl CallMetrics {
@@ -96,7 +100,9 @@ impl CallMetrics {
             .iter()
             .map(|hook| crate::metrics::PLUGIN_SECONDS.with_label_values(&[plugin, hook.label()]))
             .collect();
-        CallMetrics { calls, seconds }
+        let reused =
+            Hook::ALL.iter().map(|hook| crate::metrics::PLUGIN_REUSED.with_label_values(&[plugin, hook.label()])).collect();
+        CallMetrics { calls, seconds, reused }
     }
 }
 
@@ -112,6 +118,8 @@ pub struct LoadedPlugin {
     pub reads: MessageParts,
     pub metrics: CallMetrics,
     instances: Instances<Plugin>,
+    /// Decisions its calls asked to reuse; dropped with this version.
+    decisions: DecisionCache,
 }
 
 impl LoadedPlugin {
@@ -123,6 +131,7 @@ impl LoadedPlugin {
         limits: Limits,
         label: &str,
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let decisions = DecisionCache::new(limits.decisions);
         let (instances, info) = Instances::<Plugin>::load(component, Arc::clone(&context), limits, label).await?;
         if let Ok(mut name) = context.name.write() {
             *name = info.name.clone();
@@ -136,7 +145,30 @@ impl LoadedPlugin {
             response_methods: info.response_methods,
             reads: info.reads,
             instances,
+            decisions,
         }))
+    }
+
+    /// A decision this plugin asked to reuse for `subject` at `hook`, its
+    /// effects repeated; `None` when there is none (or a repeated take was
+    /// refused): the hook must be called.
+    pub async fn reused(&self, hook: Hook, subject: &impl Subject) -> Option<Decision> {
+        let entry = self.decisions.find(hook, subject)?;
+        if !entry.repeat(&self.instances.context).await {
+            return None;
+        }
+        self.metrics.reused[hook.index()].inc();
+        Some(entry.decision.clone())
+    }
+
+    /// Keeps `decision`, made by a call on `subject`, for reuse.
+    pub fn keep(&self, hook: Hook, subject: &impl Subject, decision: &Decision, reusable: Reusable) {
+        self.decisions.keep(hook, subject, decision, reusable);
+    }
+
+    /// Decisions kept for reuse now.
+    pub fn kept_decisions(&self) -> usize {
+        self.decisions.len()
     }
 
     /// Whether it has `hook` and wants it called for a message with `method`.
@@ -165,13 +197,14 @@ impl LoadedPlugin {
         result.map_err(|e| self.instances.classify(e, cpu))
     }
 
-    /// Calls `hook` with `message` (or `http` for [`Hook::HttpRequest`]).
+    /// Calls `hook` with `message` (or `http` for [`Hook::HttpRequest`]);
+    /// with the decision, what a reuse of it needs when the call asked for one.
     pub async fn call(
         &self,
         hook: Hook,
         http: Option<&HttpRequest>,
         message: Option<&McpMessage>,
-    ) -> Result<Decision, PluginError> {
+    ) -> Result<(Decision, Option<Reusable>), PluginError> {
         let mut instance = self.instances.checkout().await?;
         let cpu = self.instances.limits.cpu;
         instance.start_call(cpu);
@@ -180,7 +213,7 @@ impl LoadedPlugin {
             (Hook::HttpRequest, Some(request), _) => hooks.call_on_http_request(&mut instance.store, request).await,
             (Hook::Request, _, Some(message)) => hooks.call_on_request(&mut instance.store, message).await,
             (Hook::Response, _, Some(message)) => hooks.call_on_response(&mut instance.store, message).await,
-            _ => return Ok(Decision::Proceed),
+            _ => return Ok((Decision::Proceed, None)),
         };
         let decision = result.map_err(|e| self.instances.classify(e, cpu))?;
         let size = output_size(&decision);
@@ -188,8 +221,9 @@ impl LoadedPlugin {
         if size > limit {
             return Err(PluginError::OutputTooLarge { plugin: self.name.clone(), size, limit });
         }
+        let reusable = instance.store.data_mut().recording.reusable();
         self.instances.checkin(instance);
-        Ok(decision)
+        Ok((decision, reusable))
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`series`]: metric series handles for the `host` import
 //! - [`instances`]: a component's pool of warm instances, limits, failures
 //! - [`loaded`]: one loaded hook plugin and its hook calls
+//! - [`reuse`]: decisions a plugin asked mcpd to reuse, and their effects
 //! - [`translator`]: one loaded translator plugin (a route's backend)
 //! - [`chain`]: a route's ordered plugins, decisions and `on_error`
 //!
@@ -27,6 +28,7 @@ pub mod instances;
 pub mod kv;
 pub mod loaded;
 pub mod outbound;
+pub mod reuse;
 pub mod series;
 pub mod store;
 pub mod translator;

@@ -71,6 +71,15 @@ impl PluginStore {
         }
     }
 
+    /// Puts back `cost` tokens that a `take` of the same bucket took: for a
+    /// reused decision whose later take was refused (see `reuse`).
+    pub async fn give_back(&self, key: String, capacity: u64, period_ms: u64, cost: u64) -> Result<(), String> {
+        match self {
+            PluginStore::Memory(kv) => kv.give_back(key, capacity, period_ms, cost),
+            PluginStore::Redis(r) => r.give_back(&key, capacity, period_ms, cost).await,
+        }
+    }
+
     /// Drops expired entries (memory only; Redis expires keys itself).
     pub fn sweep(&self) -> usize {
         match self {
@@ -86,6 +95,7 @@ pub struct RedisStore {
     /// connection's driver task must outlive the loader's runtime.
     connection: tokio::sync::OnceCell<ConnectionManager>,
     bucket: redis::Script,
+    give_back: redis::Script,
     incr: redis::Script,
 }
 
@@ -124,6 +134,25 @@ redis.call('PEXPIRE', KEYS[1], period)
 return {allowed, math.floor(tokens), wait}
 "#;
 
+/// Tops the bucket up like `BUCKET_SCRIPT`, then adds ARGV[3] tokens back
+/// (at most up to capacity). A bucket that is gone is full: left alone.
+const GIVE_BACK_SCRIPT: &str = r#"
+local capacity = tonumber(ARGV[1])
+local period = math.max(tonumber(ARGV[2]), 1)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+if not state[1] then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local tokens = tonumber(state[1])
+local at = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * capacity / period + tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], period)
+return 1
+"#;
+
 fn redis_key(key: &str) -> String {
     format!("mcpd:kv:{key}")
 }
@@ -149,6 +178,7 @@ impl RedisStore {
             client,
             connection: tokio::sync::OnceCell::new(),
             bucket: redis::Script::new(BUCKET_SCRIPT),
+            give_back: redis::Script::new(GIVE_BACK_SCRIPT),
             incr: redis::Script::new(INCR_SCRIPT),
         })
     }
@@ -181,6 +211,13 @@ impl RedisStore {
     async fn delete(&self, key: &str) -> Result<(), String> {
         let mut c = self.connection().await?;
         timed(redis::cmd("DEL").arg(redis_key(key)).query_async::<i64>(&mut c)).await.map(|_| ())
+    }
+
+    async fn give_back(&self, key: &str, capacity: u64, period_ms: u64, cost: u64) -> Result<(), String> {
+        let mut c = self.connection().await?;
+        let mut script = self.give_back.key(redis_key(key));
+        script.arg(capacity).arg(period_ms).arg(cost);
+        timed(script.invoke_async(&mut c)).await.map(|_: i64| ())
     }
 
     async fn take(&self, key: &str, capacity: u64, period_ms: u64, cost: u64) -> Result<BucketState, String> {

@@ -183,3 +183,11 @@ config = {{ limits = [{{ key = "route", rate = 3, per = "1h" }}] }}
     }
     assert_eq!(statuses, [200, 200, 200, 429], "3 an hour for the route, whichever node is asked");
 }
+
+/// The give-back of a refused repeat (see `reuse.rs`) through Redis's script.
+#[tokio::test]
+async fn a_refused_repeat_gives_back_the_tokens_it_took_in_redis() {
+    let redis = Redis::start().await;
+    let store = format!("store = \"redis://127.0.0.1:{}\"", redis.port);
+    crate::reuse::a_refused_repeat_gives_back_the_tokens_it_took(&store).await;
+}

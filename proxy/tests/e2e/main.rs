@@ -21,6 +21,7 @@ mod policy;
 mod protocol;
 mod python_sdk;
 mod resume;
+mod reuse;
 mod shared_routing;
 mod sse_client;
 mod stateless;

@@ -320,3 +320,37 @@ fn bad_config_fails_at_load() {
     let e = Auth::new(Config::from_json(r#"{"api_key":[]}"#)).err().expect("refused");
     assert!(e.to_string().contains("unknown field `api_key`"), "{e}");
 }
+
+#[test]
+fn an_api_key_decision_may_be_reused_by_its_headers_and_path_a_token_or_refusal_not() {
+    use mcpd_plugin_sdk::reuse::{self, Vary};
+    let mut keys_only = plugin(json!({"api_keys": [{"name": "a", "sha256": crate::apikeys::sha256_hex("k")}]}));
+    accepted(&keys_only.on_http_request(&request("POST", "/mcp", &[("x-api-key", "k")])));
+    let asked = reuse::last_requested().expect("an API key's identity is reusable");
+    assert_eq!((asked.vary, asked.headers), (Vary::PATH, vec!["authorization".into(), "x-api-key".into()]));
+    rejected(&keys_only.on_http_request(&request("POST", "/mcp", &[("x-api-key", "wrong")])));
+    assert_eq!(reuse::last_requested(), None, "refusals are not reused");
+    let mut auth = with_jwks();
+    accepted(&auth.on_http_request(&bearer("key-123")));
+    assert!(reuse::last_requested().is_some(), "on a route with OAuth metadata too");
+    accepted(&auth.on_http_request(&bearer(&token(json!({})))));
+    assert_eq!(reuse::last_requested(), None, "tokens expire: not reused");
+}
+
+#[test]
+fn a_granted_tool_call_may_be_reused_by_principal_name_and_scopes() {
+    use mcpd_plugin_sdk::reuse::{self, Vary};
+    let mut auth = with_jwks();
+    let mut call = testing::tool_call("deploy_prod", json!({}));
+    call.principal = Some("ada".into());
+    call.scopes = vec!["mcp:deploy".into()];
+    assert_eq!(auth.on_request(&call), Decision::proceed());
+    let asked = reuse::last_requested().expect("reusable");
+    assert_eq!(asked.vary, Vary::NAME | Vary::PRINCIPAL | Vary::SCOPES);
+    call.scopes.clear();
+    rejected(&auth.on_request(&call));
+    assert_eq!(reuse::last_requested(), None, "a refusal names the metadata URL: not reused");
+    call.principal = None;
+    rejected(&auth.on_request(&call));
+    assert_eq!(reuse::last_requested(), None);
+}
