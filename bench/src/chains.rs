@@ -48,11 +48,15 @@ fn chains() -> anyhow::Result<Vec<Chain>> {
         &wasm("mcpd_tool_policy.wasm")?,
         "methods = [\"tools/call\", \"tools/list\"]\nconfig = { rules = [{ action = \"deny\", tools = [\"crash\", \"stats\"] }, { action = \"allow\", tools = [\"*\"] }] }",
     );
+    let first_party = vec![auth, rate_limit, policy];
+    // The same chain with every call made: what it costs without reuse.
+    let no_reuse = first_party.iter().map(|e| e.replacen("\n", "\ndecision_cache = 0\n", 1)).collect();
     Ok(vec![
         Chain { label: "none", entries: vec![] },
         Chain { label: "1: example, every hook", entries: vec![example_entry.clone()] },
         Chain { label: "3: example ×3, every hook", entries: vec![example_entry; 3] },
-        Chain { label: "3: auth → rate-limit → tool-policy", entries: vec![auth, rate_limit, policy] },
+        Chain { label: "3: auth → rate-limit → tool-policy, decisions reused", entries: first_party },
+        Chain { label: "3: auth → rate-limit → tool-policy, decision_cache = 0", entries: no_reuse },
     ])
 }
 
