@@ -63,7 +63,12 @@ mod tests {
     use super::*;
 
     fn who(name: &str) -> Identity {
-        Identity { principal: name.into(), scopes: vec!["mcp:read".into()], method: crate::identity::Method::ApiKey }
+        Identity {
+            principal: name.into(),
+            scopes: vec!["mcp:read".into()],
+            method: crate::identity::Method::ApiKey,
+            lifetime: None,
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use mcpd_plugin_sdk::Header;
 use crate::apikeys::ApiKeys;
 use crate::credentials::{self, Credential};
 use crate::identity::{Identity, Method, Refusal};
-use crate::jwt::Verifier;
+use crate::jwt::{Verified, Verifier};
 
 /// Who the request's credential names, or why it does not count.
 pub fn authenticate(
@@ -27,8 +27,9 @@ pub fn authenticate(
     }
     match jwt {
         Some(verifier) if bearer && (looks_like_jwt(value) || api_keys.is_empty()) => {
-            let (principal, scopes) = verifier.verify(value, &resource_uri(), now_ms()).map_err(Refusal::Token)?;
-            Ok(Identity { principal, scopes, method: Method::Jwt })
+            let verified = verifier.verify(value, &resource_uri(), now_ms()).map_err(Refusal::Token)?;
+            let Verified { principal, scopes, lifetime } = verified;
+            Ok(Identity { principal, scopes, method: Method::Jwt, lifetime: Some(lifetime) })
         }
         _ => Err(Refusal::UnknownApiKey),
     }

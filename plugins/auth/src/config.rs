@@ -191,7 +191,7 @@ fn build(s: Settings) -> Result<Policy, BadConfig> {
             return Err(BadConfig::at(format!("api_keys[{i}].name"), "must not be empty"));
         }
         check_scopes(&format!("api_keys[{i}].scopes"), &key.scopes)?;
-        let identity = Identity { principal: key.name, scopes: key.scopes, method: Method::ApiKey };
+        let identity = Identity { principal: key.name, scopes: key.scopes, method: Method::ApiKey, lifetime: None };
         api_keys.add(&key.sha256, identity).map_err(|m| BadConfig::at(format!("api_keys[{i}].sha256"), m))?;
     }
 

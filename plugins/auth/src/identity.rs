@@ -1,7 +1,7 @@
 //! Who a request's credential says the client is, and why a credential
 //! was refused: the two outcomes of authentication.
 
-use crate::jwt::TokenError;
+use crate::jwt::{Lifetime, TokenError};
 
 /// How the client proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,9 @@ pub struct Identity {
     pub principal: String,
     pub scopes: Vec<String>,
     pub method: Method,
+    /// A token's `nbf` and `exp`; `None` for an API key, which holds
+    /// until the config changes.
+    pub lifetime: Option<Lifetime>,
 }
 
 /// Why a request is not authenticated.

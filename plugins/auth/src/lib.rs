@@ -33,18 +33,67 @@ use std::time::Duration;
 
 use crate::config::Policy;
 use crate::identity::{Method, Refusal};
+use crate::jwt::Lifetime;
 use crate::origin::WELL_KNOWN;
 use crate::paths::RoutePaths;
 use crate::telemetry::Labels;
 
 /// How long mcpd may reuse a decision. Keys and scopes come from the
-/// config, and a new config is a reload, which drops kept decisions.
+/// config, and a new config is a reload, which drops kept decisions. For
+/// a token it is also how long a verdict may outlive the removal of its
+/// signing key from the JWKS, hence modest.
 const REUSE: Duration = Duration::from_secs(60);
+
+/// A token's verdict is reused until this long before its `exp`: mcpd
+/// counts the time from after the call, on its own clock, so the reuse
+/// must end early enough never to outlive the token. (The verifier's
+/// `clock_skew` leeway past `exp` is for clocks that disagree with the
+/// issuer's; a reuse does not stretch it: tokens in it are checked afresh.)
+const TOKEN_MARGIN: Duration = Duration::from_secs(1);
 
 pub struct Auth {
     policy: Policy,
     paths: RoutePaths,
     labels: Labels,
+    token_reuse: TokenReuse,
+}
+
+/// What a token's verdict depends on besides the token and the clock: the
+/// path and HTTP method (mcpd keys by the method anyway), and whatever the
+/// audience, the route's resource URI, is derived from.
+struct TokenReuse {
+    vary: Vary,
+    headers: Vec<&'static str>,
+    /// At most the JWKS cache period, so that an operator who shortens it
+    /// to retire keys sooner is not undone by the reuse.
+    longest: Duration,
+}
+
+impl TokenReuse {
+    fn new(policy: &Policy) -> TokenReuse {
+        let mut vary = Vary::PATH;
+        let mut headers = vec!["authorization"];
+        let jwt = policy.jwt.as_ref();
+        if !jwt.is_some_and(|jwt| jwt.fixed_audience()) {
+            let reads = policy.origins.reads();
+            if reads.client_address {
+                vary |= Vary::CLIENT_ADDRESS;
+            }
+            headers.extend(reads.headers);
+        }
+        let longest = jwt.and_then(|jwt| jwt.key_cache_ttl()).map_or(REUSE, |ttl| ttl.min(REUSE));
+        TokenReuse { vary, headers, longest }
+    }
+
+    /// Asks mcpd to reuse the verdict on a token with this lifetime, for as
+    /// long as the token is valid (less [`TOKEN_MARGIN`]) and at most
+    /// `longest`; nothing for a token not valid yet or about to expire.
+    fn ask(&self, lifetime: &Lifetime, now_ms: u64) {
+        let left = lifetime.remaining(now_ms).and_then(|left| left.checked_sub(TOKEN_MARGIN));
+        if let Some(ttl) = left.map(|left| left.min(self.longest)).filter(|ttl| !ttl.is_zero()) {
+            reuse::decision(ttl, self.vary, &self.headers);
+        }
+    }
 }
 
 impl Plugin for Auth {
@@ -55,7 +104,8 @@ impl Plugin for Auth {
     fn new(config: Config) -> Result<Self, Error> {
         let policy = Policy::from_config(&config)?;
         let labels = Labels::new(policy.metric_label_values);
-        Ok(Auth { policy, paths: RoutePaths::default(), labels })
+        let token_reuse = TokenReuse::new(&policy);
+        Ok(Auth { policy, paths: RoutePaths::default(), labels, token_reuse })
     }
 
     /// The HTTP hook authenticates every request; the message hook is only
@@ -171,12 +221,15 @@ impl Auth {
         telemetry::authentication(identity.method.label(), "ok");
         // An API key's identity depends on the credential headers alone (the
         // path and HTTP method keep other answers apart, e.g. the metadata
-        // document). Not reused: JWTs, which expire and whose audience
-        // depends on more headers. (The first request of a route in an
-        // instance records its path in the store, for metadata URLs: that
-        // write makes mcpd ignore the reuse once.)
-        if identity.method == Method::ApiKey {
-            reuse::decision(REUSE, Vary::PATH, &["authorization", "x-api-key"]);
+        // document); a token's also on its lifetime and its audience. (The
+        // first request of a route in an instance records its path in the
+        // store, for metadata URLs, and a JWKS fetch stores the keys: such
+        // writes make mcpd ignore the reuse once.)
+        match (identity.method, &identity.lifetime) {
+            (Method::ApiKey, _) => reuse::decision(REUSE, Vary::PATH, &["authorization", "x-api-key"]),
+            // A later clock than the verifier's can only shorten the reuse.
+            (Method::Jwt, Some(lifetime)) => self.token_reuse.ask(lifetime, clock::now_millis()),
+            (Method::Jwt, None) => {}
         }
         Decision::modify().principal(identity.principal).scopes(identity.scopes)
     }

@@ -19,6 +19,23 @@ pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 /// URL is wrong, so operators who see it set `public_url`.
 const FALLBACK_HOST: &str = "localhost";
 
+/// The headers [`Origins::resource`] may read when trusted proxies are
+/// configured, and when they are not. Keep in step with `resource`: a
+/// decision keyed by these (see [`Origins::reads`]) is reused for requests
+/// that agree on them, so one missing here would hand a client the
+/// verdict of another audience.
+const FORWARDING_HEADERS: &[&str] = &["host", "forwarded", "x-forwarded-proto", "x-forwarded-host"];
+const HOST_HEADER: &[&str] = &["host"];
+
+/// What [`Origins::resource`] reads of a request besides its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inputs {
+    /// The client's address (whether it is a trusted proxy).
+    pub client_address: bool,
+    /// Header names (lower case).
+    pub headers: &'static [&'static str],
+}
+
 /// A protected resource's URL, split so that the metadata URL can be built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
@@ -55,6 +72,18 @@ impl Origins {
     /// Whether the operator gave `public_url` (then nothing depends on headers).
     pub fn is_configured(&self) -> bool {
         self.configured.is_some()
+    }
+
+    /// What [`Origins::resource`] reads of a request besides its path:
+    /// nothing with `public_url`; the `Host` header; and, with trusted
+    /// proxies, the client address and the forwarding headers (an untrusted
+    /// client's are ignored, but the address tells which it is).
+    pub fn reads(&self) -> Inputs {
+        match (&self.configured, self.trusted.is_empty()) {
+            (Some(_), _) => Inputs { client_address: false, headers: &[] },
+            (None, true) => Inputs { client_address: false, headers: HOST_HEADER },
+            (None, false) => Inputs { client_address: true, headers: FORWARDING_HEADERS },
+        }
     }
 
     /// The resource served at `path` for a request with these headers from `client`.
@@ -259,6 +288,43 @@ mod tests {
         assert_eq!(proxies().resource(&h, "10.0.0.1", "/mcp").uri(), "http://localhost/mcp");
         let r = Origins::default().resource(&headers(&[("host", "h")]), "x", "/m\"cp/");
         assert_eq!(r.uri(), "http://h/m%22cp");
+    }
+
+    /// Requests that agree on what `reads` names get the same resource,
+    /// whatever else they carry: the promise a reused decision relies on.
+    #[test]
+    fn only_what_reads_names_changes_the_resource() {
+        let candidates = [
+            ("host", "a.example"),
+            ("forwarded", "for=192.0.2.1;proto=https;host=f.example"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "x.example"),
+            ("x-forwarded-for", "192.0.2.7"),
+            ("x-forwarded-port", "8443"),
+            ("x-forwarded-prefix", "/p"),
+            ("x-real-ip", "192.0.2.8"),
+            ("authorization", "Bearer t"),
+            ("user-agent", "ua"),
+        ];
+        let configured = Origins::new(parse_public_url("https://gw.example/mcp").ok(), vec![]);
+        for origins in [Origins::default(), proxies(), configured] {
+            let reads = origins.reads();
+            for client in ["10.0.0.1", "192.0.2.1"] {
+                let base = headers(&[("host", "base.example")]);
+                let want = origins.resource(&base, client, "/mcp");
+                for (name, value) in candidates.iter().filter(|(n, _)| !reads.headers.contains(n)) {
+                    let mut changed = base.clone();
+                    changed.retain(|h| h.name != *name);
+                    changed.extend(headers(&[(name, value)]));
+                    assert_eq!(origins.resource(&changed, client, "/mcp"), want, "{name} is not in {reads:?}");
+                }
+                if !reads.client_address {
+                    assert_eq!(origins.resource(&base, "10.9.9.9", "/mcp"), want, "the client address matters");
+                }
+            }
+        }
+        assert_eq!(proxies().reads(), Inputs { client_address: true, headers: FORWARDING_HEADERS });
+        assert_eq!(Origins::default().reads(), Inputs { client_address: false, headers: HOST_HEADER });
     }
 
     #[test]

@@ -16,22 +16,22 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // Test keys of the plugin's own unit tests.
-const RSA1: &str = include_str!("../../../plugins/auth/testdata/rsa1.pem");
+pub const RSA1: &str = include_str!("../../../plugins/auth/testdata/rsa1.pem");
 const RSA2: &str = include_str!("../../../plugins/auth/testdata/rsa2.pem");
-const ISSUER: &str = "https://auth.test";
+pub const ISSUER: &str = "https://auth.test";
 const API_KEY: &str = "e2e-api-key";
 /// `printf %s e2e-api-key | sha256sum`: what the config holds instead of the key.
 const API_KEY_SHA256: &str = "4ef78803d8fc2e82a84b91cf3080df3142474ed2864ba0e7b7b890ead8b811c0";
 
 /// A loopback JWKS endpoint whose document a test can replace; counts fetches.
-struct JwksServer {
-    address: SocketAddr,
+pub struct JwksServer {
+    pub address: SocketAddr,
     document: Arc<Mutex<String>>,
     fetches: Arc<AtomicUsize>,
 }
 
 impl JwksServer {
-    async fn start(keys: &[(&str, &str)]) -> JwksServer {
+    pub async fn start(keys: &[(&str, &str)]) -> JwksServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let document = Arc::new(Mutex::new(jwks(keys)));
@@ -62,7 +62,7 @@ impl JwksServer {
         JwksServer { address, document, fetches }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}/jwks.json", self.address)
     }
 
@@ -88,7 +88,7 @@ fn jwks(keys: &[(&str, &str)]) -> String {
     serde_json::to_string(&JwkSet { keys }).expect("JWKS")
 }
 
-fn rsa(pem: &str) -> EncodingKey {
+pub fn rsa(pem: &str) -> EncodingKey {
     EncodingKey::from_rsa_pem(pem.as_bytes()).expect("test key")
 }
 

@@ -3,8 +3,12 @@
 //! limit still holds, every metric still counts, and no caller ever gets
 //! another's decision.
 
+use crate::auth::{ISSUER, JwksServer, RSA1, rsa};
 use crate::common::*;
+use jsonwebtoken::{Algorithm, Header};
 use serde_json::{Value, json};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// API keys `key-reader` (scope read) and `key-writer` (read, write), as
 /// their SHA-256; rate-limit at `rate` an hour per principal; tool-policy
@@ -167,4 +171,108 @@ pub async fn a_refused_repeat_gives_back_the_tokens_it_took(store: &str) {
 #[tokio::test]
 async fn a_refused_repeat_gives_back_the_tokens_it_took_in_memory() {
     a_refused_repeat_gives_back_the_tokens_it_took("").await;
+}
+
+/// A stateless route behind auth, checking JWTs from `jwks` without clock
+/// skew (a token is refused as soon as its `exp` second is over), in one
+/// instance (so the first call's store writes, JWKS and route path, are
+/// behind every later call), and tool-policy, which lets only `ada` call
+/// echo: a principal handed to the wrong token shows as a wrong status.
+fn jwt_route(jwks: &JwksServer) -> String {
+    format!(
+        r#"
+[server.fx]
+command = "{{server}}"
+port = {{port}}
+[server.fx.session]
+enabled = false
+[[server.fx.plugins]]
+path = "{{plugins}}/mcpd_auth.wasm"
+instances = 1
+allow_hosts = ["{jwks_host}"]
+[server.fx.plugins.config]
+authorization_servers = ["{ISSUER}"]
+jwt = {{ jwks_url = "{jwks_url}", clock_skew = "0s" }}
+[[server.fx.plugins]]
+path = "{{plugins}}/mcpd_tool_policy.wasm"
+[server.fx.plugins.config]
+rules = [{{ action = "allow", principals = ["ada"], tools = ["echo"] }}]
+"#,
+        jwks_host = jwks.address,
+        jwks_url = jwks.url(),
+    )
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An RS256 token (key `k1`) for mcpd's route, for `sub`, expiring at `exp`.
+fn jwt(mcpd: &Mcpd, sub: &str, exp: u64) -> String {
+    let claims = json!({"iss": ISSUER, "aud": mcpd.url("/mcp"), "sub": sub, "exp": exp});
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    jsonwebtoken::encode(&header, &claims, &rsa(RSA1)).expect("sign")
+}
+
+/// Status and JSON-RPC answer of an echo call with this bearer token.
+async fn echo_with(raw: &Raw, token: &str) -> (u16, Value) {
+    let response = raw.post(None, tool_call(1, "echo", json!({"text": "x"})).to_string()).bearer_auth(token);
+    let (status, messages) = messages_of(response.send().await.expect("POST")).await;
+    (status, messages.into_iter().last().unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_jwt_verdict_is_reused_for_that_token_only_and_never_past_its_expiry() {
+    let jwks = JwksServer::start(&[("k1", RSA1)]).await;
+    let mcpd = Mcpd::start(&jwt_route(&jwks), &["/health"]).await;
+    let raw = Raw::new(mcpd.url("/mcp"));
+    let now = unix_ms() / 1000;
+    let ada = jwt(&mcpd, "ada", now + 300);
+    let bob = jwt(&mcpd, "bob", now + 300);
+
+    // Bob's first request fetches the JWKS and records the route's path
+    // (store writes: not reused); tool-policy refuses him echo.
+    assert_eq!(echo_with(&raw, &bob).await.0, 403);
+    // Ada's first request is a call whose verdict mcpd keeps; her second
+    // is answered with it.
+    assert_eq!(echo_with(&raw, &ada).await.0, 200);
+    let calls = hook_calls(&metrics(&mcpd).await, "auth", "http_request");
+    let (status, answer) = echo_with(&raw, &ada).await;
+    assert_eq!(status, 200, "{answer}");
+    let metrics_text = metrics(&mcpd).await;
+    assert_eq!(hook_calls(&metrics_text, "auth", "http_request"), (calls.0, calls.1 + 1), "{metrics_text}");
+
+    // Another token is not answered with ada's verdict: bob is still bob
+    // (kept too, by his own token), and a tampered copy of ada's is refused.
+    assert_eq!(echo_with(&raw, &bob).await.0, 403);
+    // One signature character changed (not the last, whose low bits are padding).
+    let at = ada.len() - 10;
+    let swapped = if &ada[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{swapped}{}", &ada[..at], &ada[at + 1..]);
+    let (status, answer) = echo_with(&raw, &tampered).await;
+    assert_eq!(status, 401, "{answer}");
+
+    // A token that expires in 3 s: kept for less than that, and refused as
+    // soon as the verifier's second is over, not a minute later.
+    let exp = unix_ms() / 1000 + 3;
+    let short = jwt(&mcpd, "ada", exp);
+    let reused_before = hook_calls(&metrics(&mcpd).await, "auth", "http_request").1;
+    let last_accepted = Mutex::new(None::<u64>);
+    let (status, answer) = eventually("the expired token is refused", Duration::from_secs(10), || async {
+        let sent = unix_ms();
+        let (status, answer) = echo_with(&raw, &short).await;
+        if status != 200 {
+            return Some((status, answer));
+        }
+        *last_accepted.lock().unwrap() = Some(sent);
+        None
+    })
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.to_string().contains("the token has expired"), "{answer}");
+    let last_accepted = last_accepted.lock().unwrap().expect("accepted before it expired");
+    assert!(last_accepted < (exp + 1) * 1000, "accepted {} ms after exp", last_accepted as i64 - (exp * 1000) as i64);
+    let reused_after = hook_calls(&metrics(&mcpd).await, "auth", "http_request").1;
+    assert!(reused_after > reused_before, "the short-lived token's verdict was kept while it lasted");
 }

@@ -5,6 +5,37 @@ use serde_json::{Map, Value};
 
 use super::TokenError;
 
+/// When a token is valid by its own claims, without the clock-skew leeway:
+/// what a decision based on it may be reused for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetime {
+    /// `nbf` in milliseconds since the epoch, when the token has one.
+    pub not_before_ms: Option<u64>,
+    /// `exp` in milliseconds since the epoch.
+    pub expires_ms: u64,
+}
+
+impl Lifetime {
+    /// The time left until `exp` at `now_ms`, or `None` when the token is
+    /// not valid yet or no longer (it may still be accepted within the
+    /// clock skew, but nothing should be kept on the strength of it).
+    pub fn remaining(&self, now_ms: u64) -> Option<std::time::Duration> {
+        if self.not_before_ms.is_some_and(|nbf| now_ms < nbf) {
+            return None;
+        }
+        let left = self.expires_ms.checked_sub(now_ms).filter(|&left| left > 0)?;
+        Some(std::time::Duration::from_millis(left))
+    }
+}
+
+/// A token whose claims pass every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub principal: String,
+    pub scopes: Vec<String>,
+    pub lifetime: Lifetime,
+}
+
 /// What a token's claims must say.
 #[derive(Debug, Clone)]
 pub struct ClaimRules {
@@ -21,20 +52,21 @@ pub struct ClaimRules {
 }
 
 impl ClaimRules {
-    /// The principal and scopes, if the claims pass every check.
+    /// The principal, scopes and lifetime, if the claims pass every check.
     pub fn check(
         &self,
         claims: &Map<String, Value>,
         resource_uri: &str,
         now_secs: u64,
-    ) -> Result<(String, Vec<String>), TokenError> {
+    ) -> Result<Verified, TokenError> {
         let now = now_secs as f64;
         let skew = self.skew_secs as f64;
         let exp = number(claims, "exp")?.ok_or_else(|| TokenError::MissingClaim("exp".into()))?;
         if now > exp + skew {
             return Err(TokenError::Expired);
         }
-        if number(claims, "nbf")?.is_some_and(|nbf| now + skew < nbf) {
+        let nbf = number(claims, "nbf")?;
+        if nbf.is_some_and(|nbf| now + skew < nbf) {
             return Err(TokenError::NotYetValid);
         }
         let iss = text(claims, "iss")?.ok_or_else(|| TokenError::MissingClaim("iss".into()))?;
@@ -47,7 +79,10 @@ impl ClaimRules {
             Some(Value::String(_)) | None => return Err(TokenError::MissingClaim(self.principal_claim.clone())),
             Some(_) => return Err(TokenError::BadClaim(self.principal_claim.clone())),
         };
-        Ok((principal, self.scopes(claims)))
+        // Rounded inwards; the casts saturate, so an odd claim cannot wrap.
+        let lifetime =
+            Lifetime { not_before_ms: nbf.map(|nbf| (nbf * 1000.0).ceil() as u64), expires_ms: (exp * 1000.0) as u64 };
+        Ok(Verified { principal, scopes: self.scopes(claims), lifetime })
     }
 
     fn check_audience(&self, claims: &Map<String, Value>, resource_uri: &str) -> Result<(), TokenError> {
@@ -139,15 +174,17 @@ mod tests {
         c.as_object().cloned().unwrap_or_default()
     }
 
-    fn check(extra: Value) -> Result<(String, Vec<String>), TokenError> {
+    fn check(extra: Value) -> Result<Verified, TokenError> {
         rules().check(&claims(extra), RESOURCE, NOW)
     }
 
     #[test]
     fn good_claims_give_principal_and_scopes() {
-        assert_eq!(check(json!({"scope": "a b"})), Ok(("ada".into(), vec!["a".into(), "b".into()])));
-        assert_eq!(check(json!({"scp": ["x"]})).map(|r| r.1), Ok(vec!["x".into()]));
-        assert_eq!(check(json!({})).map(|r| r.1), Ok(vec![]));
+        let lifetime = Lifetime { not_before_ms: None, expires_ms: (NOW + 300) * 1000 };
+        let verified = Verified { principal: "ada".into(), scopes: vec!["a".into(), "b".into()], lifetime };
+        assert_eq!(check(json!({"scope": "a b"})), Ok(verified));
+        assert_eq!(check(json!({"scp": ["x"]})).map(|r| r.scopes), Ok(vec!["x".into()]));
+        assert_eq!(check(json!({})).map(|r| r.scopes), Ok(vec![]));
         assert!(check(json!({"aud": ["other", "HTTPS://MCP.example.com/mcp/"]})).is_ok());
     }
 
@@ -157,10 +194,22 @@ mod tests {
         assert!(check(json!({"exp": NOW - 59})).is_ok(), "within the skew");
         assert_eq!(check(json!({"nbf": NOW + 61})), Err(TokenError::NotYetValid));
         assert!(check(json!({"nbf": NOW + 59})).is_ok());
+        let lifetime = check(json!({"nbf": NOW + 59, "exp": NOW as f64 + 1.5})).map(|r| r.lifetime);
+        assert_eq!(lifetime, Ok(Lifetime { not_before_ms: Some((NOW + 59) * 1000), expires_ms: NOW * 1000 + 1500 }));
         assert_eq!(check(json!({"exp": "tomorrow"})), Err(TokenError::BadClaim("exp".into())));
         let mut c = claims(json!({}));
         c.remove("exp");
         assert_eq!(rules().check(&c, RESOURCE, NOW), Err(TokenError::MissingClaim("exp".into())));
+    }
+
+    #[test]
+    fn the_lifetime_left_ignores_the_skew() {
+        let lifetime = Lifetime { not_before_ms: Some(10_000), expires_ms: 20_000 };
+        assert_eq!(lifetime.remaining(9_999), None, "not valid yet");
+        assert_eq!(lifetime.remaining(10_000), Some(std::time::Duration::from_millis(10_000)));
+        assert_eq!(lifetime.remaining(19_999), Some(std::time::Duration::from_millis(1)));
+        assert_eq!(lifetime.remaining(20_000), None, "expired");
+        assert_eq!(lifetime.remaining(80_000), None);
     }
 
     #[test]
@@ -178,6 +227,9 @@ mod tests {
     fn principal_claim() {
         assert_eq!(check(json!({"sub": ""})), Err(TokenError::MissingClaim("sub".into())));
         let by_client = ClaimRules { principal_claim: "client_id".into(), ..rules() };
-        assert_eq!(by_client.check(&claims(json!({"client_id": "app"})), RESOURCE, NOW).map(|r| r.0), Ok("app".into()));
+        assert_eq!(
+            by_client.check(&claims(json!({"client_id": "app"})), RESOURCE, NOW).map(|r| r.principal),
+            Ok("app".into())
+        );
     }
 }

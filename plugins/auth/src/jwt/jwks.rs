@@ -43,6 +43,11 @@ impl Jwks {
         Jwks { url, ttl, refetch_interval, timeout, cache: None, last_attempt_ms: None }
     }
 
+    /// How long fetched keys count as fresh (`jwks_cache_ttl`).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The keys to try for a token with this `kid`, fetching as the module
     /// doc describes. May be stale or empty when the JWKS cannot be had.
     pub fn keys(&mut self, kid: Option<&str>, now_ms: u64) -> &[VerifyKey] {

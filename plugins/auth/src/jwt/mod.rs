@@ -8,10 +8,12 @@ mod error;
 mod jwks;
 mod keys;
 
+use std::time::Duration;
+
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 
-pub use claims::ClaimRules;
+pub use claims::{ClaimRules, Lifetime, Verified};
 pub use error::TokenError;
 pub use jwks::Jwks;
 pub use keys::{KeySettings, VerifyKey, parse_algorithm};
@@ -43,13 +45,20 @@ impl Verifier {
         Verifier { static_keys, jwks, validations, rules }
     }
 
-    /// The principal and scopes of a valid token for `resource_uri`.
-    pub fn verify(
-        &mut self,
-        token: &str,
-        resource_uri: &str,
-        now_ms: u64,
-    ) -> Result<(String, Vec<String>), TokenError> {
+    /// Whether the audience is configured (`jwt.audience`), so that the
+    /// resource URI passed to [`Verifier::verify`] does not matter.
+    pub fn fixed_audience(&self) -> bool {
+        self.rules.audiences.is_some()
+    }
+
+    /// How long fetched JWKS keys count as fresh, when there is a JWKS.
+    pub fn key_cache_ttl(&self) -> Option<Duration> {
+        self.jwks.as_ref().map(Jwks::ttl)
+    }
+
+    /// The principal, scopes and lifetime (the `exp` and `nbf` it checked)
+    /// of a valid token for `resource_uri`.
+    pub fn verify(&mut self, token: &str, resource_uri: &str, now_ms: u64) -> Result<Verified, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let Verifier { static_keys, jwks, validations, rules } = self;
         let Some((_, validation)) = validations.iter().find(|(alg, _)| *alg == header.alg) else {

@@ -4,6 +4,7 @@
 pub mod support;
 
 use jsonwebtoken::Algorithm;
+use mcpd_plugin_sdk::reuse::{self, Vary};
 use mcpd_plugin_sdk::{Config, Decision, Message, Plugin, Rejection, codes, testing};
 use serde_json::{Value, json};
 
@@ -322,8 +323,7 @@ fn bad_config_fails_at_load() {
 }
 
 #[test]
-fn an_api_key_decision_may_be_reused_by_its_headers_and_path_a_token_or_refusal_not() {
-    use mcpd_plugin_sdk::reuse::{self, Vary};
+fn an_api_key_decision_may_be_reused_by_its_headers_and_path_a_refusal_not() {
     let mut keys_only = plugin(json!({"api_keys": [{"name": "a", "sha256": crate::apikeys::sha256_hex("k")}]}));
     accepted(&keys_only.on_http_request(&request("POST", "/mcp", &[("x-api-key", "k")])));
     let asked = reuse::last_requested().expect("an API key's identity is reusable");
@@ -333,13 +333,102 @@ fn an_api_key_decision_may_be_reused_by_its_headers_and_path_a_token_or_refusal_
     let mut auth = with_jwks();
     accepted(&auth.on_http_request(&bearer("key-123")));
     assert!(reuse::last_requested().is_some(), "on a route with OAuth metadata too");
+    invalid_token(&auth.on_http_request(&bearer(&token(json!({"aud": "http://other.test/mcp"})))), AUDIENCE);
+    assert_eq!(reuse::last_requested(), None, "a refused token neither");
+}
+
+const AUDIENCE: &str = "the token audience is not this resource";
+
+/// The forwarding headers `origin.rs` reads for a trusted proxy.
+const FORWARDING: [&str; 4] = ["host", "forwarded", "x-forwarded-proto", "x-forwarded-host"];
+
+/// What the last hook call asked to reuse: (vary, headers, ttl in ms).
+fn asked() -> (Vary, Vec<String>, u32) {
+    let asked = reuse::last_requested().expect("the decision should be reusable");
+    (asked.vary, asked.headers, asked.ttl_ms)
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_token_verdict_is_keyed_by_the_token_the_path_and_what_the_audience_comes_from() {
+    // The test config trusts 10.0.0.0/8 as proxies: the audience comes from
+    // Host, and from a proxy's forwarding headers, so the client address
+    // (is it a proxy?) and those headers are part of the key.
+    let mut auth = with_jwks();
     accepted(&auth.on_http_request(&bearer(&token(json!({})))));
-    assert_eq!(reuse::last_requested(), None, "tokens expire: not reused");
+    let with_proxies = (Vary::PATH | Vary::CLIENT_ADDRESS, names(&[&["authorization"][..], &FORWARDING].concat()));
+    let (vary, headers, ttl) = asked();
+    assert_eq!((vary, headers), with_proxies);
+    assert_eq!(ttl, 60_000, "a token valid for 5 more minutes: the usual minute");
+    // Through a trusted proxy: the same key, the proxy's headers in it.
+    let proxied_token = token(json!({"aud": "https://mcp.example.com/mcp"}));
+    let mut via_proxy = request(
+        "POST",
+        "/mcp",
+        &[
+            ("authorization", &format!("Bearer {proxied_token}")),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "mcp.example.com"),
+        ],
+    );
+    via_proxy.client_address = "10.1.2.3".into();
+    accepted(&auth.on_http_request(&via_proxy));
+    let (vary, headers, _) = asked();
+    assert_eq!((vary, headers), with_proxies);
+
+    // No trusted proxies: Host alone picks the audience.
+    let mut direct_only = plugin(config(json!({"trusted_proxies": []})));
+    accepted(&direct_only.on_http_request(&bearer(&token(json!({})))));
+    assert_eq!(asked(), (Vary::PATH, names(&["authorization", "host"]), 60_000));
+
+    // `public_url` fixes the audience, and so does `jwt.audience`: the token
+    // (and path, method) alone.
+    let mut public = plugin(config(json!({"public_url": "https://gw.example.com/mcp"})));
+    accepted(&public.on_http_request(&bearer(&token(json!({"aud": "https://gw.example.com/mcp"})))));
+    assert_eq!(asked(), (Vary::PATH, names(&["authorization"]), 60_000));
+    let mut audience = plugin(config(json!({"jwt": {"jwks_url": JWKS_URL, "audience": "api://mcp"}})));
+    accepted(&audience.on_http_request(&bearer(&token(json!({"aud": "api://mcp"})))));
+    assert_eq!(asked(), (Vary::PATH, names(&["authorization"]), 60_000));
+}
+
+#[test]
+fn a_token_verdict_is_reused_no_longer_than_the_token_is_valid() {
+    let mut auth = with_jwks();
+    let now = now_secs();
+    accepted(&auth.on_http_request(&bearer(&token(json!({"exp": now + 10})))));
+    // exp is 9–10 s away (now is truncated to the second), less the 1 s margin.
+    let ttl = asked().2;
+    assert!((7_000..=9_000).contains(&ttl), "{ttl} ms for a token expiring in ≤ 10 s");
+    // Within a second of exp, or past it but within the clock skew (60 s):
+    // still accepted, nothing kept.
+    for exp in [now + 1, now, now - 30] {
+        accepted(&auth.on_http_request(&bearer(&token(json!({"exp": exp})))));
+        assert_eq!(reuse::last_requested(), None, "exp {}s from now", exp - now);
+    }
+    // Not valid yet but within the skew: accepted, not kept; once valid, kept.
+    accepted(&auth.on_http_request(&bearer(&token(json!({"nbf": now + 30})))));
+    assert_eq!(reuse::last_requested(), None, "not valid yet");
+    accepted(&auth.on_http_request(&bearer(&token(json!({"nbf": now - 1})))));
+    assert_eq!(asked().2, 60_000);
+    // Refused outright: nothing either.
+    invalid_token(&auth.on_http_request(&bearer(&token(json!({"exp": now - 120})))), "the token has expired");
+    invalid_token(&auth.on_http_request(&bearer(&token(json!({"nbf": now + 120})))), "the token is not valid yet");
+    assert_eq!(reuse::last_requested(), None);
+}
+
+#[test]
+fn a_short_jwks_cache_period_shortens_the_reuse() {
+    serve_jwks(&jwks(&[("k1", &rsa(RSA1), Algorithm::RS256)]));
+    let mut auth = plugin(config(json!({"jwt": {"jwks_url": JWKS_URL, "jwks_cache_ttl": "5s"}})));
+    accepted(&auth.on_http_request(&bearer(&token(json!({})))));
+    assert_eq!(asked().2, 5_000);
 }
 
 #[test]
 fn a_granted_tool_call_may_be_reused_by_principal_name_and_scopes() {
-    use mcpd_plugin_sdk::reuse::{self, Vary};
     let mut auth = with_jwks();
     let mut call = testing::tool_call("deploy_prod", json!({}));
     call.principal = Some("ada".into());
