@@ -100,8 +100,10 @@ impl CallMetrics {
             .iter()
             .map(|hook| crate::metrics::PLUGIN_SECONDS.with_label_values(&[plugin, hook.label()]))
             .collect();
-        let reused =
-            Hook::ALL.iter().map(|hook| crate::metrics::PLUGIN_REUSED.with_label_values(&[plugin, hook.label()])).collect();
+        let reused = Hook::ALL
+            .iter()
+            .map(|hook| crate::metrics::PLUGIN_REUSED.with_label_values(&[plugin, hook.label()]))
+            .collect();
         CallMetrics { calls, seconds, reused }
     }
 }
