@@ -168,11 +168,6 @@ impl LoadedPlugin {
         self.decisions.keep(hook, subject, decision, reusable);
     }
 
-    /// Decisions kept for reuse now.
-    pub fn kept_decisions(&self) -> usize {
-        self.decisions.len()
-    }
-
     /// Whether it has `hook` and wants it called for a message with `method`.
     pub fn wants(&self, hook: Hook, method: Option<&str>) -> bool {
         let methods = match hook {

@@ -41,13 +41,17 @@ pub struct Take {
     pub cost: u64,
 }
 
+/// A metric update by name (`counter-add`, `histogram-observe`): name,
+/// labels, value.
+pub type Named<V> = (String, Vec<(String, String)>, V);
+
 /// What a call did that each reuse of its decision must do again.
 #[derive(Debug, Clone, Default)]
 pub struct Effects {
     pub series_adds: Vec<(u32, u64)>,
     pub series_observes: Vec<(u32, f64)>,
-    pub counters: Vec<(String, Vec<(String, String)>, u64)>,
-    pub histograms: Vec<(String, Vec<(String, String)>, f64)>,
+    pub counters: Vec<Named<u64>>,
+    pub histograms: Vec<Named<f64>>,
     pub takes: Vec<Take>,
     /// The call did something a reuse could not repeat: wrote to the store,
     /// or had a take refused or failed (its decision then depends on it).
@@ -247,12 +251,9 @@ impl DecisionCache {
         DecisionCache { capacity, specs: Default::default(), entries: DashMap::new() }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// The live decision kept for `subject` at `hook`, if any.
@@ -397,7 +398,7 @@ mod tests {
         let cache = DecisionCache::new(100);
         let ada = message("ada", "echo");
         cache.keep(Hook::Request, &ada, &Decision::Proceed, reusable(Vary::empty(), &["x-user"]));
-        assert!(kept(&cache, &message("grace", "add")) == false, "x-user differs");
+        assert!(!kept(&cache, &message("grace", "add")), "x-user differs");
         assert!(kept(&cache, &message("ada", "add")), "only x-user counts");
         let mut without = message("ada", "echo");
         without.headers.clear();
@@ -430,14 +431,16 @@ mod tests {
         assert!(!kept(&cache, &message("ada", "c")));
         let off = DecisionCache::new(0);
         off.keep(Hook::Request, &message("ada", "a"), &Decision::Proceed, reusable(Vary::NAME, &[]));
-        assert!(off.is_empty() && !kept(&off, &message("ada", "a")));
+        assert_eq!(off.len(), 0);
+        assert!(!kept(&off, &message("ada", "a")));
     }
 
     #[test]
     fn an_unrepeatable_call_or_a_zero_ttl_is_not_reusable() {
-        let mut recording = Recording::default();
-        recording.reuse = Some(Reuse { ttl_ms: 1000, vary: Vary::NAME, headers: vec![] });
-        recording.effects.unrepeatable = true;
+        let mut recording = Recording {
+            reuse: Some(Reuse { ttl_ms: 1000, vary: Vary::NAME, headers: vec![] }),
+            effects: Effects { unrepeatable: true, ..Effects::default() },
+        };
         assert!(recording.reusable().is_none());
         recording.clear();
         recording.reuse = Some(Reuse { ttl_ms: 0, vary: Vary::NAME, headers: vec![] });

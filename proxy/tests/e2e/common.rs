@@ -327,3 +327,19 @@ pub fn process_alive(pid: u32) -> bool {
         .map(|s| !s.split_whitespace().nth(2).is_some_and(|state| state == "Z"))
         .unwrap_or(false)
 }
+
+/// mcpd's `/metrics` text.
+pub async fn metrics(mcpd: &Mcpd) -> String {
+    reqwest::get(mcpd.url("/metrics")).await.expect("GET /metrics").text().await.expect("metrics text")
+}
+
+/// The sum of the series of `name` whose labels include all of `labels`.
+pub fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|label| l.contains(label.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}

@@ -90,10 +90,6 @@ async fn tool_names(client: &Client) -> Vec<String> {
     tools.into_iter().map(|t| t.name.to_string()).collect()
 }
 
-async fn metrics(mcpd: &Mcpd) -> String {
-    reqwest::get(mcpd.url("/metrics")).await.expect("GET /metrics").text().await.expect("metrics text")
-}
-
 #[tokio::test]
 async fn rate_limit_refuses_the_call_after_the_rate_with_429_and_retry_after() {
     let config = chain(
@@ -209,12 +205,7 @@ async fn tool_policy_lists_only_what_a_caller_may_use_and_refuses_the_rest() {
 
 /// `mcpd_plugin_calls_total` of `plugin`'s `hook`, all outcomes summed.
 fn calls(metrics: &str, plugin: &str, hook: &str) -> u64 {
-    let (plugin, hook) = (format!("plugin=\"{plugin}\""), format!("hook=\"{hook}\""));
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("mcpd_plugin_calls_total{") && l.contains(&plugin) && l.contains(&hook))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    metric(metrics, "mcpd_plugin_calls_total", &[("plugin", plugin), ("hook", hook)])
 }
 
 /// tool-policy declares (contract 0.2.0) that its request hook wants only

@@ -54,21 +54,6 @@ async fn call_with_key(raw: &Raw, key: &str, tool: &str) -> (u16, Value) {
     (status, messages.into_iter().last().unwrap_or_default())
 }
 
-async fn metrics(mcpd: &Mcpd) -> String {
-    reqwest::get(mcpd.url("/metrics")).await.expect("GET /metrics").text().await.expect("metrics text")
-}
-
-/// The sum of the series of `name` whose labels include all of `labels`.
-fn metric(metrics: &str, name: &str, labels: &[(&str, &str)]) -> u64 {
-    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|label| l.contains(label.as_str())))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
-}
-
 fn hook_calls(metrics: &str, plugin: &str, hook: &str) -> (u64, u64) {
     let labels = [("plugin", plugin), ("hook", hook)];
     (metric(metrics, "mcpd_plugin_calls_total", &labels), metric(metrics, "mcpd_plugin_reused_total", &labels))

@@ -246,6 +246,12 @@ impl Out<'_> {
             return respond::json(http, 200, extra, payload).await;
         }
         self.send(http, &payload).await?;
+        self.end_stream(http).await
+    }
+
+    /// Ends a streaming response: the SSE stream closes (when the client is
+    /// still attached) and a resumable stream is marked finished.
+    async fn end_stream(&mut self, http: &mut ServerSession) -> pingora::Result<()> {
         let ended = match self.attached {
             true => respond::sse_end(http).await,
             false => Ok(()),
@@ -269,17 +275,7 @@ impl Out<'_> {
         if !self.streaming {
             return respond::sse_empty(http, extra).await;
         }
-        let ended = match self.attached {
-            true => respond::sse_end(http).await,
-            false => Ok(()),
-        };
-        match (self.replay.take(), self.outbox) {
-            (Some(replay), Some(outbox)) => {
-                outbox.streams.finished(&replay, self.attached && ended.is_ok());
-                Ok(())
-            }
-            _ => ended,
-        }
+        self.end_stream(http).await
     }
 }
 
