@@ -5,9 +5,10 @@
 //! [`Chain::wants`] first, so a plugin-free route pays nothing.
 
 use crate::mcp::jsonrpc::{self, Kind, Message};
-use crate::plugin::bindings::{Direction, Header, HttpRequest, McpMessage, MessageKind, MessageParts, RpcError};
+use crate::plugin::bindings::{Direction, Header, McpMessage, MessageKind, MessageParts, RpcError};
 use crate::plugin::chain::{HeaderSelection, Verdict};
 use crate::plugin::loaded::Hook;
+use crate::plugin::view::{HttpRequestView, MessageView};
 use crate::route::Route;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
@@ -57,16 +58,15 @@ pub async fn caller(route: &Route, http: &ServerSession, client: String) -> Resu
 /// Runs the HTTP-request hook; `Some(verdict)` (a rejection or an HTTP
 /// reply) stops the request.
 pub async fn http_request(route: &Route, http: &ServerSession, caller: &mut Caller) -> Option<Verdict> {
-    let mut request = HttpRequest {
-        method: http.req_header().method.as_str().to_string(),
-        path: http.req_header().uri.path().to_string(),
-        headers: std::mem::take(&mut caller.headers),
-        client_address: caller.client.clone(),
-        route: route.name.to_string(),
+    let Caller { principal, scopes, client, headers } = caller;
+    let request = HttpRequestView {
+        method: http.req_header().method.as_str(),
+        path: http.req_header().uri.path(),
+        headers: &[],
+        client_address: client,
+        route: &route.name,
     };
-    let verdict = route.plugins.on_http_request(&mut request, &mut caller.principal, &mut caller.scopes).await;
-    caller.headers = request.headers;
-    match verdict {
+    match route.plugins.on_http_request(request, headers, principal, scopes).await {
         Verdict::Proceed => None,
         Verdict::Respond(_) => {
             tracing::warn!(server = %route.name, "a plugin answered an HTTP request hook directly; ignored");
@@ -85,56 +85,56 @@ struct Named<'a> {
 }
 
 /// The tool or prompt name, or resource URI, a request is about.
-fn subject(message: &Message) -> Option<String> {
+fn subject<'a>(message: &Message<'a>) -> Option<Cow<'a, str>> {
     let field = match message.method() {
         "tools/call" | "prompts/get" => true,
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" => false,
         _ => return None,
     };
-    let named: Named = serde_json::from_str(message.params?.get()).ok()?;
+    let named: Named<'a> = serde_json::from_str(message.params?.get()).ok()?;
     match field {
-        true => named.name.map(Cow::into_owned),
-        false => named.uri.map(Cow::into_owned),
+        true => named.name,
+        false => named.uri,
     }
 }
 
 /// What hooks see of `message`, with only the optional `parts` some hook
 /// reads. `answering` is the request a response answers: responses carry
 /// that request's method and name.
-pub fn view(
-    route: &Route,
-    caller: &Caller,
-    session: Option<&str>,
+pub fn view<'a>(
+    route: &'a Route,
+    caller: &'a Caller,
+    session: Option<&'a str>,
     (direction, parts): (Direction, MessageParts),
-    message: &Message,
-    answering: Option<&Message>,
-) -> McpMessage {
+    message: &'a Message<'a>,
+    answering: Option<&'a Message<'a>>,
+) -> MessageView<'a> {
     let params = parts.contains(MessageParts::PARAMS);
     let kind = match message.kind() {
         Kind::Request => MessageKind::Request,
         Kind::Notification => MessageKind::Notification,
         Kind::Response => MessageKind::Response,
     };
-    McpMessage {
+    MessageView {
         direction,
         kind,
-        method: message.method.as_ref().or(answering.and_then(|a| a.method.as_ref())).map(|m| m.to_string()),
-        id: message.id.map(|i| i.get().to_string()),
+        method: message.method.as_deref().or(answering.and_then(|a| a.method.as_deref())),
+        id: message.id.map(RawValue::get),
         name: match (kind, answering) {
             (MessageKind::Response, Some(request)) => subject(request),
             _ => subject(message),
         },
-        params: message.params.or(message.result).filter(|_| params).map(|p| p.get().to_string()),
-        error: message.error.filter(|_| params).map(|e| e.get().to_string()),
-        session: session.filter(|_| parts.contains(MessageParts::SESSION)).map(str::to_owned),
-        principal: caller.principal.clone(),
-        scopes: caller.scopes.clone(),
-        client_address: caller.client.clone(),
+        params: message.params.or(message.result).filter(|_| params).map(RawValue::get),
+        error: message.error.filter(|_| params).map(RawValue::get),
+        session: session.filter(|_| parts.contains(MessageParts::SESSION)),
+        principal: caller.principal.as_deref(),
+        scopes: &caller.scopes,
+        client_address: &caller.client,
         headers: match parts.contains(MessageParts::HEADERS) {
-            true => caller.headers.clone(),
-            false => Vec::new(),
+            true => &caller.headers,
+            false => &[],
         },
-        route: route.name.to_string(),
+        route: &route.name,
     }
 }
 
@@ -151,17 +151,25 @@ pub fn error_response(id: Option<&RawValue>, error: &RpcError) -> Vec<u8> {
 
 /// What became of a message after the hooks.
 pub enum Filtered {
-    /// Pass these bytes on (unchanged or rewritten).
+    /// Pass the message on as it came.
     Pass(Bytes),
+    /// Pass these bytes on instead: a plugin changed its params (or result).
+    Rewritten(Bytes),
     /// Stop; answer with this verdict.
     Stop(Verdict),
 }
 
-/// Runs the request hook over the client's message in `bytes`, like
-/// [`message`]; a principal or scopes a plugin set there stay with `caller`,
-/// so the response hooks of this request see them too.
-pub async fn request(route: &Route, caller: &mut Caller, session: Option<&str>, bytes: Bytes) -> Filtered {
-    let (filtered, seen) = run(Hook::Request, route, caller, session, bytes, None).await;
+/// Runs the request hook over the client's `message` (parsed from
+/// `bytes`), like [`message`]; a principal or scopes a plugin set there
+/// stay with `caller`, so the response hooks of this request see them too.
+pub async fn request(
+    route: &Route,
+    caller: &mut Caller,
+    session: Option<&str>,
+    message: &Message<'_>,
+    bytes: Bytes,
+) -> Filtered {
+    let (filtered, seen) = run(Hook::Request, route, caller, session, message, bytes, None).await;
     if let Some(seen) = seen {
         caller.principal = seen.principal;
         caller.scopes = seen.scopes;
@@ -179,21 +187,23 @@ pub async fn message(
     bytes: Bytes,
     answering: Option<&Message<'_>>,
 ) -> Filtered {
-    run(hook, route, caller, session, bytes, answering).await.0
+    let Ok(message) = Message::parse(&bytes) else {
+        return Filtered::Pass(bytes);
+    };
+    run(hook, route, caller, session, &message, bytes.clone(), answering).await.0
 }
 
-/// [`message`], and what the hooks saw (with their changes) when any ran.
+/// Runs `hook` over `message` (parsed from `bytes`), and returns what the
+/// hooks saw, with their changes, when one was called or changed it.
 async fn run(
     hook: Hook,
     route: &Route,
     caller: &Caller,
     session: Option<&str>,
+    message: &Message<'_>,
     bytes: Bytes,
     answering: Option<&Message<'_>>,
 ) -> (Filtered, Option<McpMessage>) {
-    let Ok(message) = Message::parse(&bytes) else {
-        return (Filtered::Pass(bytes), None);
-    };
     let method = message.method.as_deref().or(answering.and_then(|a| a.method.as_deref()));
     let Some(parts) = route.plugins.reads(hook, method) else {
         return (Filtered::Pass(bytes), None);
@@ -202,20 +212,22 @@ async fn run(
         Hook::Response => Direction::ServerToClient,
         _ => Direction::ClientToServer,
     };
-    let mut seen = view(route, caller, session, (direction, parts), &message, answering);
-    let original = seen.params.clone();
-    let filtered = match route.plugins.on_message(hook, &mut seen).await {
-        Verdict::Proceed if seen.params == original => Filtered::Pass(bytes.clone()),
-        Verdict::Proceed => match seen.params.as_deref().map(|p| RawValue::from_string(p.to_string())) {
-            Some(Ok(params)) => Filtered::Pass(Bytes::from(rebuild(&message, &params))),
-            _ => {
-                tracing::warn!(server = %route.name, "a plugin returned params that are not JSON; message left unchanged");
-                Filtered::Pass(bytes.clone())
-            }
+    let view = view(route, caller, session, (direction, parts), message, answering);
+    let (verdict, seen) = route.plugins.on_message(hook, &view).await;
+    let filtered = match verdict {
+        Verdict::Proceed => match seen.as_ref().map(|seen| seen.params.as_deref()).filter(|p| *p != view.params) {
+            None => Filtered::Pass(bytes),
+            Some(params) => match params.map(|p| RawValue::from_string(p.to_string())) {
+                Some(Ok(params)) => Filtered::Rewritten(Bytes::from(rebuild(message, &params))),
+                _ => {
+                    tracing::warn!(server = %route.name, "a plugin returned params that are not JSON; message left unchanged");
+                    Filtered::Pass(bytes)
+                }
+            },
         },
         stop => Filtered::Stop(stop),
     };
-    (filtered, Some(seen))
+    (filtered, seen)
 }
 
 fn rebuild(message: &Message, params: &RawValue) -> Vec<u8> {

@@ -179,13 +179,14 @@ async fn post(
         },
         false => None,
     };
-    // Plugins see the validated message; a changed one is parsed again.
-    let body = match route.plugins.wants(Hook::Request) {
-        false => body.clone(),
+    // Plugins see the validated message; a rewritten one is parsed again.
+    let rewritten = match route.plugins.wants(Hook::Request) {
+        false => None,
         true => {
-            let session = header(http, SESSION_HEADER).map(str::to_owned);
-            match plugin_hooks::request(route, caller, session.as_deref(), body.clone()).await {
-                Filtered::Pass(bytes) => bytes,
+            let session = header(http, SESSION_HEADER);
+            match plugin_hooks::request(route, caller, session, &message, body.clone()).await {
+                Filtered::Pass(_) => None,
+                Filtered::Rewritten(bytes) => Some(bytes),
                 Filtered::Stop(verdict) => {
                     let is_request = message.kind() == Kind::Request;
                     return answer_verdict(http, message.id, verdict, is_request).await;
@@ -193,9 +194,15 @@ async fn post(
             }
         }
     };
-    let Ok(message) = Message::parse(&body) else {
-        return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, "a plugin made the message invalid", &[])
-            .await;
+    let (body, message) = match &rewritten {
+        None => (&body, message),
+        Some(rewritten) => match Message::parse(rewritten) {
+            Ok(parsed) => (rewritten, parsed),
+            Err(_) => {
+                let text = "a plugin made the message invalid";
+                return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, text, &[]).await;
+            }
+        },
     };
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), stateless, "POST");
     if stateless && route.settings.stateless {

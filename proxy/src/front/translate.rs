@@ -44,7 +44,8 @@ pub async fn post(
 /// The translator's answer to request `message`, after the response hooks.
 pub async fn answer(route: &Route, translator: &Translator, message: &Message<'_>, caller: &Caller) -> Bytes {
     let id = message.id;
-    let view = plugin_hooks::view(route, caller, None, (Direction::ClientToServer, MessageParts::all()), message, None);
+    let parts = (Direction::ClientToServer, MessageParts::all());
+    let view = plugin_hooks::view(route, caller, None, parts, message, None).to_message();
     let limit = route.settings.http.request_timeout;
     let (bytes, outcome) = match tokio::time::timeout(limit, translator.handle(&view)).await {
         Ok(Ok(result)) => match RawValue::from_string(result) {

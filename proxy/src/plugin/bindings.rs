@@ -240,7 +240,7 @@ impl mcpd::plugin::store::Host for HostState {
         cost: u64,
     ) -> Result<mcpd::plugin::store::Bucket, String> {
         let (store, key) = (Arc::clone(&self.context.store), self.context.key(&key));
-        let state = self.waiting(store.take(key.clone(), capacity, period_ms, cost)).await;
+        let state = self.waiting(store.take(&key, capacity, period_ms, cost)).await;
         match &state {
             Ok(state) if state.allowed => {
                 self.recording.effects.takes.push(Take { key, capacity, period_ms, cost });

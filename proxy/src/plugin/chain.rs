@@ -8,15 +8,18 @@
 //! on as if the plugin had said `proceed`.
 //!
 //! Before calling a plugin, the chain asks it for a decision kept for
-//! reuse ([`super::reuse`]); only without one is the plugin called.
+//! reuse ([`super::reuse`]); only without one is the plugin called. Lookups
+//! use borrowed views ([`super::view`]): the message is copied into a WIT
+//! record only for a call, or when a decision changes it.
 
 use super::bindings::{
-    Decision, Header, HookSet, HttpReply, HttpRequest, McpMessage, MessageKind, MessageParts, PluginContext, Rejection,
+    Changes, Decision, Header, HookSet, HttpReply, McpMessage, MessageKind, MessageParts, PluginContext, Rejection,
     RpcError,
 };
 use super::loaded::{self, Hook, Limits, LoadedPlugin};
 use super::reuse::{Reusable, Subject};
 use super::store::PluginStore;
+use super::view::{HttpRequestView, MessageView};
 use super::{PluginError, engine};
 use crate::config::{OnError, PluginSettings};
 use crate::metrics;
@@ -60,6 +63,15 @@ impl PluginSlot {
     /// `methods` for this entry admit it.
     fn sees(&self, plugin: &LoadedPlugin, hook: Hook, method: Option<&str>) -> bool {
         plugin.wants(hook, method) && loaded::admits(&self.settings.methods, method)
+    }
+
+    /// Asks the current version something without taking a reference to
+    /// it: for the questions asked of every message.
+    fn peek<R>(&self, ask: impl FnOnce(&LoadedPlugin) -> R) -> R {
+        match self.current.read() {
+            Ok(current) => ask(&current),
+            Err(poisoned) => ask(&poisoned.into_inner()),
+        }
     }
 
     pub fn current(&self) -> Arc<LoadedPlugin> {
@@ -177,26 +189,27 @@ impl Chain {
     /// True when any plugin subscribed to `hook` (so the caller can skip
     /// building the hook's input).
     pub fn wants(&self, hook: Hook) -> bool {
-        self.entries.iter().any(|slot| slot.current().hooks.contains(hook.flag()))
+        self.entries.iter().any(|slot| slot.peek(|plugin| plugin.hooks.contains(hook.flag())))
     }
 
     /// What the plugins whose `hook` sees a message with `method` read of
     /// it; `None` when no plugin sees it, so the caller can skip it.
     pub fn reads(&self, hook: Hook, method: Option<&str>) -> Option<MessageParts> {
         self.entries.iter().fold(None, |parts, slot| {
-            let plugin = slot.current();
-            match slot.sees(&plugin, hook, method) {
+            slot.peek(|plugin| match slot.sees(plugin, hook, method) {
                 true => Some(parts.unwrap_or(MessageParts::empty()) | plugin.reads),
                 false => parts,
-            }
+            })
         })
     }
 
-    /// Runs the HTTP-request hook; `principal`, `scopes` and the request's
-    /// headers collect changes.
+    /// Runs the HTTP-request hook over `request` (whose own headers are
+    /// ignored: `headers` are the request's, and collect changes, as do
+    /// `principal` and `scopes`).
     pub async fn on_http_request(
         &self,
-        request: &mut HttpRequest,
+        request: HttpRequestView<'_>,
+        headers: &mut Vec<Header>,
         principal: &mut Option<String>,
         scopes: &mut Vec<String>,
     ) -> Verdict {
@@ -205,11 +218,15 @@ impl Chain {
             if !plugin.hooks.contains(HookSet::HTTP_REQUEST) {
                 continue;
             }
-            let result = match plugin.reused(Hook::HttpRequest, &*request).await {
+            let seen = HttpRequestView { headers, ..request };
+            let result = match plugin.reused(Hook::HttpRequest, &seen).await {
                 Some(decision) => Ok(decision),
                 None => {
-                    let called = timed(&plugin, Hook::HttpRequest, plugin.call(Hook::HttpRequest, Some(request), None));
-                    kept(&plugin, Hook::HttpRequest, &*request, called.await)
+                    let record = seen.to_request();
+                    let call = plugin.call(Hook::HttpRequest, Some(&record), None);
+                    // Boxed: see on_message.
+                    let called = Box::pin(timed(&plugin, Hook::HttpRequest, call)).await;
+                    kept(&plugin, Hook::HttpRequest, &seen, called)
                 }
             };
             match settle(slot, &plugin, result) {
@@ -221,7 +238,7 @@ impl Chain {
                     if let Some(granted) = changes.scopes {
                         *scopes = granted;
                     }
-                    merge_headers(&mut request.headers, changes.headers);
+                    merge_headers(headers, changes.headers);
                 }
                 Step::Stop(verdict) => return verdict,
             }
@@ -229,47 +246,61 @@ impl Chain {
         Verdict::Proceed
     }
 
-    /// Runs the request or response hook over `message`, applying changes to it.
-    pub async fn on_message(&self, hook: Hook, message: &mut McpMessage) -> Verdict {
+    /// Runs the request or response hook over `view`. The message plugins
+    /// saw comes back when one was called or changed it (`None`: nothing
+    /// changed, and no copy of the message was made).
+    pub async fn on_message(&self, hook: Hook, view: &MessageView<'_>) -> (Verdict, Option<McpMessage>) {
+        let mut owned: Option<McpMessage> = None;
         for slot in &self.entries {
             let plugin = slot.current();
-            if !slot.sees(&plugin, hook, message.method.as_deref()) {
+            // Plugins cannot change a message's method.
+            if !slot.sees(&plugin, hook, view.method) {
                 continue;
             }
-            let result = match plugin.reused(hook, &*message).await {
+            let reused = match &owned {
+                None => plugin.reused(hook, view).await,
+                Some(message) => plugin.reused(hook, message).await,
+            };
+            let result = match reused {
                 Some(decision) => Ok(decision),
                 None => {
+                    let message = owned.get_or_insert_with(|| view.to_message());
                     // Copying text into the plugin is most of a call's cost:
                     // leave out what it does not read, and put it back after.
                     let hidden = Hidden::take(message, plugin.reads);
-                    let called = timed(&plugin, hook, plugin.call(hook, None, Some(message))).await;
+                    // Boxed: a call's future is large, and kept inline it would
+                    // be copied with this one on every message, reused or not.
+                    let called = Box::pin(timed(&plugin, hook, plugin.call(hook, None, Some(message)))).await;
                     hidden.restore(message);
                     kept(&plugin, hook, &*message, called)
                 }
             };
             match settle(slot, &plugin, result) {
                 Step::Next(None) => {}
-                Step::Next(Some(changes)) => {
-                    if changes.params.is_some() {
-                        message.params = changes.params;
-                        // The next plugin must see the name the new params carry.
-                        if message.kind == MessageKind::Request {
-                            message.name = subject_of(message.method.as_deref(), message.params.as_deref());
-                        }
-                    }
-                    if changes.principal.is_some() {
-                        message.principal = changes.principal;
-                    }
-                    if let Some(granted) = changes.scopes {
-                        message.scopes = granted;
-                    }
-                    merge_headers(&mut message.headers, changes.headers);
-                }
-                Step::Stop(verdict) => return verdict,
+                Step::Next(Some(changes)) => apply(owned.get_or_insert_with(|| view.to_message()), changes),
+                Step::Stop(verdict) => return (verdict, owned),
             }
         }
-        Verdict::Proceed
+        (Verdict::Proceed, owned)
     }
+}
+
+/// Applies a plugin's changes to the message the next plugin sees.
+fn apply(message: &mut McpMessage, changes: Changes) {
+    if changes.params.is_some() {
+        message.params = changes.params;
+        // The next plugin must see the name the new params carry.
+        if message.kind == MessageKind::Request {
+            message.name = subject_of(message.method.as_deref(), message.params.as_deref());
+        }
+    }
+    if changes.principal.is_some() {
+        message.principal = changes.principal;
+    }
+    if let Some(granted) = changes.scopes {
+        message.scopes = granted;
+    }
+    merge_headers(&mut message.headers, changes.headers);
 }
 
 /// The parts of a message a plugin does not read, held aside during its call.
@@ -360,7 +391,7 @@ async fn timed<T>(
 }
 
 enum Step {
-    Next(Option<super::bindings::Changes>),
+    Next(Option<Changes>),
     Stop(Verdict),
 }
 

@@ -77,15 +77,17 @@ impl KvStore {
 
     /// See `store.take` in the WIT. The bucket's entry expires once it
     /// would be full again, so idle buckets do not pile up.
-    pub fn take(&self, key: String, capacity: u64, period_ms: u64, cost: u64) -> Result<BucketState, String> {
+    pub fn take(&self, key: &str, capacity: u64, period_ms: u64, cost: u64) -> Result<BucketState, String> {
         let now = Instant::now();
         let full = Duration::from_millis(period_ms.max(1));
-        let mut entry = self
-            .map
-            .entry(key)
-            .or_insert_with(|| Entry { value: Value::Bucket(capacity as f64, now), expires: Some(now + full) });
+        let fresh = || Entry { value: Value::Bucket(capacity as f64, now), expires: Some(now + full) };
+        // The key is copied only for a new bucket: takes repeat per request.
+        let mut entry = match self.map.get_mut(key) {
+            Some(entry) => entry,
+            None => self.map.entry(key.to_owned()).or_insert_with(fresh),
+        };
         if !entry.live(now) {
-            *entry = Entry { value: Value::Bucket(capacity as f64, now), expires: Some(now + full) };
+            *entry = fresh();
         }
         let Value::Bucket(tokens, last) = &mut entry.value else {
             return Err("the key holds a value that is not a token bucket".into());
@@ -97,9 +99,9 @@ impl KvStore {
     }
 
     /// Puts back `cost` tokens a `take` took (at most up to `capacity`).
-    pub fn give_back(&self, key: String, capacity: u64, period_ms: u64, cost: u64) -> Result<(), String> {
+    pub fn give_back(&self, key: &str, capacity: u64, period_ms: u64, cost: u64) -> Result<(), String> {
         let now = Instant::now();
-        let Some(mut entry) = self.map.get_mut(&key) else {
+        let Some(mut entry) = self.map.get_mut(key) else {
             // Gone (expired, so full again): nothing to give back.
             return Ok(());
         };
@@ -168,10 +170,10 @@ mod tests {
     fn buckets_allow_capacity_then_refuse_with_a_wait() {
         let kv = KvStore::default();
         for left in (0..3).rev() {
-            let state = kv.take("b".into(), 3, 60_000, 1).unwrap();
+            let state = kv.take("b", 3, 60_000, 1).unwrap();
             assert_eq!((state.allowed, state.remaining), (true, left));
         }
-        let refused = kv.take("b".into(), 3, 60_000, 1).unwrap();
+        let refused = kv.take("b", 3, 60_000, 1).unwrap();
         assert!(!refused.allowed);
         assert!((19_000..=20_000).contains(&refused.retry_after_ms), "{refused:?}");
         let mut tokens = 0.0;
@@ -181,13 +183,13 @@ mod tests {
     #[test]
     fn given_back_tokens_can_be_taken_again_up_to_capacity() {
         let kv = KvStore::default();
-        assert!(kv.take("g".into(), 2, 60_000, 2).unwrap().allowed);
-        assert!(!kv.take("g".into(), 2, 60_000, 1).unwrap().allowed, "empty");
-        kv.give_back("g".into(), 2, 60_000, 1).unwrap();
-        assert!(kv.take("g".into(), 2, 60_000, 1).unwrap().allowed, "the token given back");
-        kv.give_back("g".into(), 2, 60_000, 5).unwrap();
-        assert_eq!(kv.take("g".into(), 2, 60_000, 1).unwrap().remaining, 1, "never above capacity");
-        assert_eq!(kv.give_back("absent".into(), 2, 60_000, 1), Ok(()), "a missing bucket is full");
+        assert!(kv.take("g", 2, 60_000, 2).unwrap().allowed);
+        assert!(!kv.take("g", 2, 60_000, 1).unwrap().allowed, "empty");
+        kv.give_back("g", 2, 60_000, 1).unwrap();
+        assert!(kv.take("g", 2, 60_000, 1).unwrap().allowed, "the token given back");
+        kv.give_back("g", 2, 60_000, 5).unwrap();
+        assert_eq!(kv.take("g", 2, 60_000, 1).unwrap().remaining, 1, "never above capacity");
+        assert_eq!(kv.give_back("absent", 2, 60_000, 1), Ok(()), "a missing bucket is full");
         assert_eq!(kv.get("absent"), None);
     }
 }

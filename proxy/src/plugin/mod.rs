@@ -13,6 +13,7 @@
 //! - [`reuse`]: decisions a plugin asked mcpd to reuse, and their effects
 //! - [`translator`]: one loaded translator plugin (a route's backend)
 //! - [`chain`]: a route's ordered plugins, decisions and `on_error`
+//! - [`view`]: what hooks see, borrowed from the request until a call needs it
 //!
 //! Isolation: each plugin keeps a small pool of warm instances, and a call
 //! borrows one for its duration (per-worker isolation, not per-request). A
@@ -32,6 +33,7 @@ pub mod reuse;
 pub mod series;
 pub mod store;
 pub mod translator;
+pub mod view;
 
 use std::path::PathBuf;
 

@@ -17,6 +17,7 @@
 
 use super::bindings::{Decision, HttpRequest, McpMessage, PluginContext, Reuse, Vary};
 use super::loaded::Hook;
+use super::view::{HttpRequestView, MessageView};
 use dashmap::DashMap;
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
@@ -146,45 +147,57 @@ impl Key {
     }
 }
 
-impl Subject for McpMessage {
+impl Subject for MessageView<'_> {
     fn write_key(&self, spec: &Spec, key: &mut Key) {
         key.0.push(self.direction as u8);
         key.0.push(self.kind as u8);
-        key.part(self.method.as_deref());
+        key.part(self.method);
         let vary = spec.vary;
         if vary.contains(Vary::NAME) {
             key.part(self.name.as_deref());
         }
         if vary.contains(Vary::PARAMS) {
-            key.part(self.params.as_deref());
-            key.part(self.error.as_deref());
+            key.part(self.params);
+            key.part(self.error);
         }
         if vary.contains(Vary::PRINCIPAL) {
-            key.part(self.principal.as_deref());
+            key.part(self.principal);
         }
         if vary.contains(Vary::SCOPES) {
             key.parts(self.scopes.iter().map(String::as_str));
         }
         if vary.contains(Vary::CLIENT_ADDRESS) {
-            key.part(Some(&self.client_address));
+            key.part(Some(self.client_address));
         }
         if vary.contains(Vary::SESSION) {
-            key.part(self.session.as_deref());
+            key.part(self.session);
         }
-        key.headers(&spec.headers, &self.headers);
+        key.headers(&spec.headers, self.headers);
+    }
+}
+
+impl Subject for McpMessage {
+    fn write_key(&self, spec: &Spec, key: &mut Key) {
+        self.view().write_key(spec, key);
+    }
+}
+
+impl Subject for HttpRequestView<'_> {
+    fn write_key(&self, spec: &Spec, key: &mut Key) {
+        key.part(Some(self.method));
+        if spec.vary.contains(Vary::PATH) {
+            key.part(Some(self.path));
+        }
+        if spec.vary.contains(Vary::CLIENT_ADDRESS) {
+            key.part(Some(self.client_address));
+        }
+        key.headers(&spec.headers, self.headers);
     }
 }
 
 impl Subject for HttpRequest {
     fn write_key(&self, spec: &Spec, key: &mut Key) {
-        key.part(Some(&self.method));
-        if spec.vary.contains(Vary::PATH) {
-            key.part(Some(&self.path));
-        }
-        if spec.vary.contains(Vary::CLIENT_ADDRESS) {
-            key.part(Some(&self.client_address));
-        }
-        key.headers(&spec.headers, &self.headers);
+        self.view().write_key(spec, key);
     }
 }
 
@@ -202,13 +215,13 @@ impl Entry {
     pub async fn repeat(&self, context: &PluginContext) -> bool {
         let effects = &self.effects;
         for (done, take) in effects.takes.iter().enumerate() {
-            let taken = context.store.take(take.key.clone(), take.capacity, take.period_ms, take.cost).await;
+            let taken = context.store.take(&take.key, take.capacity, take.period_ms, take.cost).await;
             if !taken.is_ok_and(|bucket| bucket.allowed) {
                 for earlier in &effects.takes[..done] {
-                    let key = earlier.key.clone();
                     // A failed give-back leaves a token spent: the bucket
                     // errs towards refusing, never towards letting through.
-                    let _ = context.store.give_back(key, earlier.capacity, earlier.period_ms, earlier.cost).await;
+                    let _ =
+                        context.store.give_back(&earlier.key, earlier.capacity, earlier.period_ms, earlier.cost).await;
                 }
                 return false;
             }

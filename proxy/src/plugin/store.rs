@@ -64,19 +64,21 @@ impl PluginStore {
         }
     }
 
-    pub async fn take(&self, key: String, capacity: u64, period_ms: u64, cost: u64) -> Result<BucketState, String> {
+    pub async fn take(&self, key: &str, capacity: u64, period_ms: u64, cost: u64) -> Result<BucketState, String> {
         match self {
             PluginStore::Memory(kv) => kv.take(key, capacity, period_ms, cost),
-            PluginStore::Redis(r) => r.take(&key, capacity, period_ms, cost).await,
+            // Boxed: Redis's future is large, and a reused decision's take
+            // (memory, most often) would otherwise carry and copy it.
+            PluginStore::Redis(r) => Box::pin(r.take(key, capacity, period_ms, cost)).await,
         }
     }
 
     /// Puts back `cost` tokens that a `take` of the same bucket took: for a
     /// reused decision whose later take was refused (see `reuse`).
-    pub async fn give_back(&self, key: String, capacity: u64, period_ms: u64, cost: u64) -> Result<(), String> {
+    pub async fn give_back(&self, key: &str, capacity: u64, period_ms: u64, cost: u64) -> Result<(), String> {
         match self {
             PluginStore::Memory(kv) => kv.give_back(key, capacity, period_ms, cost),
-            PluginStore::Redis(r) => r.give_back(&key, capacity, period_ms, cost).await,
+            PluginStore::Redis(r) => Box::pin(r.give_back(key, capacity, period_ms, cost)).await,
         }
     }
 

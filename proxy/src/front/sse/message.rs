@@ -56,10 +56,11 @@ pub(super) async fn post(
         return Ok(());
     };
     let is_request = message.kind() == Kind::Request;
-    let body = match route.plugins.wants(Hook::Request) {
-        false => body.clone(),
-        true => match plugin_hooks::request(route, &mut caller, Some(&session_id), body.clone()).await {
-            Filtered::Pass(bytes) => bytes,
+    let rewritten = match route.plugins.wants(Hook::Request) {
+        false => None,
+        true => match plugin_hooks::request(route, &mut caller, Some(&session_id), &message, body.clone()).await {
+            Filtered::Pass(_) => None,
+            Filtered::Rewritten(bytes) => Some(bytes),
             // A request's refusal is its answer, on the stream like any other.
             Filtered::Stop(Verdict::Reject(rejection)) if is_request => {
                 let answer = Bytes::from(plugin_hooks::error_response(message.id, &rejection.error));
@@ -77,9 +78,15 @@ pub(super) async fn post(
             Filtered::Stop(verdict) => return answer_verdict(http, message.id, verdict, false).await,
         },
     };
-    let Ok(message) = Message::parse(&body) else {
-        return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, "a plugin made the message invalid", &[])
-            .await;
+    let (body, message) = match &rewritten {
+        None => (&body, message),
+        Some(rewritten) => match Message::parse(rewritten) {
+            Ok(parsed) => (rewritten, parsed),
+            Err(_) => {
+                let text = "a plugin made the message invalid";
+                return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, text, &[]).await;
+            }
+        },
     };
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), "legacy SSE POST");
     let work = Work { gateway: Arc::clone(gateway), route: Arc::clone(route), connection, caller, body: body.clone() };

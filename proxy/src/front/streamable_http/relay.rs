@@ -49,7 +49,7 @@ pub(in crate::front) async fn server_message(route: &Route, target: &Target<'_>,
         return Some(bytes);
     }
     match plugin_hooks::message(Hook::Response, route, target.caller, target.session, bytes, None).await {
-        Filtered::Pass(bytes) => Some(bytes),
+        Filtered::Pass(bytes) | Filtered::Rewritten(bytes) => Some(bytes),
         Filtered::Stop(_) => {
             tracing::debug!(server = %route.name, "a plugin dropped a server message");
             None
@@ -76,7 +76,7 @@ pub(in crate::front) async fn server_answer(
     }
     let hooked = plugin_hooks::message(Hook::Response, route, target.caller, target.session, bytes, target.request);
     match hooked.await {
-        Filtered::Pass(bytes) => (bytes, outcome),
+        Filtered::Pass(bytes) | Filtered::Rewritten(bytes) => (bytes, outcome),
         Filtered::Stop(Verdict::Reject(rejection)) => {
             let error = &rejection.error;
             (Bytes::from(error_body(id, error.code.into(), &error.message)), Outcome::Refused)
