@@ -60,50 +60,90 @@ fn chains() -> anyhow::Result<Vec<Chain>> {
     ])
 }
 
-pub async fn run(clients: usize, seconds: u64, cores: usize) -> anyhow::Result<()> {
-    let server = crate::bin_dir().join("mcpd-test-server");
+/// One chain's run: its load result and mcpd's CPU per request.
+struct Measured {
+    result: load::LoadResult,
+    cpu_us: f64,
+}
+
+pub async fn run(clients: usize, seconds: u64, rounds: usize, cores: usize) -> anyhow::Result<()> {
     let chains = chains()?;
-    println!("mcpd fronting one pooled stdio echo server; {clients} clients; {seconds} s each; {cores} cores");
+    let rounds = rounds.max(1);
+    println!(
+        "mcpd fronting one pooled stdio echo server; {clients} clients; {seconds} s each; {rounds} interleaved rounds; {cores} cores"
+    );
+    // Every chain once per round, in order, so a disturbance on the shared
+    // machine hits one round of each rather than all rounds of one chain;
+    // ratios are taken within a round.
+    let mut runs: Vec<Vec<Measured>> = chains.iter().map(|_| Vec::new()).collect();
+    for _ in 0..rounds {
+        for (chain, runs) in chains.iter().zip(&mut runs) {
+            runs.push(measure(chain, clients, seconds).await?);
+        }
+    }
     println!();
     println!("| plugins | req/s | vs none | mcpd CPU/req | CPU vs none | p50 | p90 | p99 | max | errors |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    let mut baseline = None;
-    let mut cpu_baseline = None;
-    for chain in chains {
-        let port = crate::free_port()?;
-        let mut config = format!(
-            "[gateway]\nthreads = 1\n[server.bench]\ncommand = \"{}\"\nport = {port}\n[server.bench.session]\nenabled = false\n[server.bench.pool]\nsize = 1\n[server.bench.http]\nmax_concurrent_requests = 4096\n",
-            server.display()
-        );
-        config.extend(chain.entries);
-        let gateway = start_mcpd(&config, port).await?;
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
-        // mcpd's own CPU per request (its stdio server excluded): on a
-        // shared machine throughput swings with the neighbours, CPU per
-        // request much less, so the ratio of CPU is the steadier figure.
-        let root = [gateway.0.id()];
-        let (mut start, mut end) = (Usage::default(), Usage::default());
-        let result = load::run_observed(addr, "/mcp", clients, budget, &mut |phase| match phase {
-            Phase::Measuring => start = procstat::sample(&root),
-            Phase::Measured => end = procstat::sample(&root),
-        })
-        .await?;
-        let rate = result.rate();
-        let base = *baseline.get_or_insert(rate);
-        let cpu_us = end.root_cpu.saturating_sub(start.root_cpu).as_secs_f64() * 1e6 / result.requests.max(1) as f64;
-        let cpu_base = *cpu_baseline.get_or_insert(cpu_us);
+    let baseline = &runs[0];
+    for (chain, runs) in chains.iter().zip(&runs) {
+        let ratios = |of: &dyn Fn(&Measured, &Measured) -> f64| {
+            median(runs.iter().zip(baseline).map(|(run, base)| of(run, base)).collect())
+        };
+        let rate_ratio = ratios(&|run, base| run.result.rate() / base.result.rate());
+        let cpu_ratio = ratios(&|run, base| base.cpu_us / run.cpu_us.max(1e-9));
+        // Latencies of the round with the median rate.
+        let mut by_rate: Vec<&Measured> = runs.iter().collect();
+        by_rate.sort_by(|a, b| a.result.rate().total_cmp(&b.result.rate()));
+        let typical = &by_rate[by_rate.len() / 2].result;
         println!(
-            "| {} | {rate:.0} | {:.0}% | {cpu_us:.1} µs | {:.0}% | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
+            "| {} | {:.0} | {:.0}% | {:.1} µs | {:.0}% | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | {} |",
             chain.label,
-            100.0 * rate / base,
-            100.0 * cpu_base / cpu_us.max(1e-9),
-            result.us(0.5),
-            result.us(0.9),
-            result.us(0.99),
-            result.us(1.0),
-            result.errors
+            typical.rate(),
+            100.0 * rate_ratio,
+            median(runs.iter().map(|run| run.cpu_us).collect()),
+            100.0 * cpu_ratio,
+            typical.us(0.5),
+            typical.us(0.9),
+            typical.us(0.99),
+            typical.us(1.0),
+            runs.iter().map(|run| run.result.errors).sum::<u64>()
         );
     }
+    if rounds > 1 {
+        println!();
+        println!("req/s and latencies: the round with the median rate; ratios and CPU/req: medians over rounds.");
+    }
     Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Starts mcpd with `chain`, loads it, and stops it.
+async fn measure(chain: &Chain, clients: usize, seconds: u64) -> anyhow::Result<Measured> {
+    let server = crate::bin_dir().join("mcpd-test-server");
+    let port = crate::free_port()?;
+    let mut config = format!(
+        "[gateway]\nthreads = 1\n[server.bench]\ncommand = \"{}\"\nport = {port}\n[server.bench.session]\nenabled = false\n[server.bench.pool]\nsize = 1\n[server.bench.http]\nmax_concurrent_requests = 4096\n",
+        server.display()
+    );
+    config.extend(chain.entries.iter().cloned());
+    let gateway = start_mcpd(&config, port).await?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let budget = load::Budget::timed(Duration::from_secs(1), Duration::from_secs(seconds));
+    // mcpd's own CPU per request (its stdio server excluded): on a
+    // shared machine throughput swings with the neighbours, CPU per
+    // request much less, so the ratio of CPU is the steadier figure.
+    let root = [gateway.0.id()];
+    let (mut start, mut end) = (Usage::default(), Usage::default());
+    let result = load::run_observed(addr, "/mcp", clients, budget, &mut |phase| match phase {
+        Phase::Measuring => start = procstat::sample(&root),
+        Phase::Measured => end = procstat::sample(&root),
+    })
+    .await?;
+    drop(gateway);
+    let cpu_us = end.root_cpu.saturating_sub(start.root_cpu).as_secs_f64() * 1e6 / result.requests.max(1) as f64;
+    Ok(Measured { result, cpu_us })
 }

@@ -81,14 +81,17 @@ pub async fn measure(wasm: &Path, config_json: &str, iterations: u64, mode: Mode
         }
     }
     if mode == Mode::DecisionReused {
-        anyhow::ensure!(plugin.reused(Hook::Request, &message).await.is_some(), "the plugin asked for no reuse");
+        anyhow::ensure!(
+            plugin.reused(Hook::Request, &message, Instant::now()).await.is_some(),
+            "the plugin asked for no reuse"
+        );
     }
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3)?;
     for _ in 0..iterations {
         let started = Instant::now();
         match mode {
             Mode::Fresh => drop(plugin.call_fresh(Hook::Request, &message).await?),
-            Mode::DecisionReused => drop(plugin.reused(Hook::Request, &message).await),
+            Mode::DecisionReused => drop(plugin.reused(Hook::Request, &message, Instant::now()).await),
             _ => drop(plugin.call(Hook::Request, None, Some(&message)).await?),
         };
         histogram.record(started.elapsed().as_nanos() as u64)?;

@@ -52,6 +52,9 @@ enum Cmd {
         /// Measured seconds per scenario (after one second of warm-up).
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// Interleaved rounds (each chain once per round); medians are reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Direct HTTP server vs mcpd vs other gateways (run bench/install-gateways.sh first).
     Gateways(GatewaysArgs),
@@ -283,7 +286,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Cmd::Hooks { iterations } => hooks(iterations).await,
-            Cmd::Plugins { clients, seconds } => chains::run(clients, seconds, cores()).await,
+            Cmd::Plugins { clients, seconds, rounds } => chains::run(clients, seconds, rounds, cores()).await,
             Cmd::Gateways(args) => gateways(args).await,
             Cmd::Sessions { n } => sessions::run(n).await,
             Cmd::SseLatency { events, interval_ms, rounds } => {

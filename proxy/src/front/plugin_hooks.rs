@@ -33,7 +33,7 @@ impl Caller {
                 .req_header()
                 .headers
                 .iter()
-                .filter(|(name, _)| selection.wants(name.as_str()))
+                .filter(|(name, _)| selection.wants(name))
                 .filter_map(|(name, value)| {
                     Some(Header { name: name.as_str().to_string(), value: value.to_str().ok()?.to_string() })
                 })

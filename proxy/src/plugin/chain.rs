@@ -145,15 +145,16 @@ pub enum HeaderSelection {
     #[default]
     None,
     All,
-    Named(Vec<String>),
+    /// Parsed names: most are standard ones, which compare as numbers.
+    Named(Vec<http::HeaderName>),
 }
 
 impl HeaderSelection {
-    pub fn wants(&self, name: &str) -> bool {
+    pub fn wants(&self, name: &http::HeaderName) -> bool {
         match self {
             HeaderSelection::None => false,
             HeaderSelection::All => true,
-            HeaderSelection::Named(names) => names.iter().any(|n| n == name),
+            HeaderSelection::Named(names) => names.contains(name),
         }
     }
 }
@@ -172,9 +173,15 @@ impl Chain {
             true => HeaderSelection::None,
             false if entries.iter().any(|e| e.settings.headers.iter().any(|h| h == "*")) => HeaderSelection::All,
             false => {
-                let mut names: Vec<String> = crate::config::PLUGIN_HEADERS.iter().map(|h| h.to_string()).collect();
-                names.extend(entries.iter().flat_map(|e| e.settings.headers.iter().cloned()));
-                names.sort();
+                let configured = entries.iter().flat_map(|e| e.settings.headers.iter().map(String::as_str));
+                // A name that is not a valid header name matches no header.
+                let mut names: Vec<http::HeaderName> = crate::config::PLUGIN_HEADERS
+                    .iter()
+                    .copied()
+                    .chain(configured)
+                    .filter_map(|name| http::HeaderName::from_bytes(name.as_bytes()).ok())
+                    .collect();
+                names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
                 names.dedup();
                 HeaderSelection::Named(names)
             }
@@ -213,19 +220,22 @@ impl Chain {
         principal: &mut Option<String>,
         scopes: &mut Vec<String>,
     ) -> Verdict {
+        // One clock read per pass, renewed after each call (calls take time).
+        let mut now = Instant::now();
         for slot in &self.entries {
             let plugin = slot.current();
             if !plugin.hooks.contains(HookSet::HTTP_REQUEST) {
                 continue;
             }
             let seen = HttpRequestView { headers, ..request };
-            let result = match plugin.reused(Hook::HttpRequest, &seen).await {
+            let result = match plugin.reused(Hook::HttpRequest, &seen, now).await {
                 Some(decision) => Ok(decision),
                 None => {
                     let record = seen.to_request();
                     let call = plugin.call(Hook::HttpRequest, Some(&record), None);
                     // Boxed: see on_message.
                     let called = Box::pin(timed(&plugin, Hook::HttpRequest, call)).await;
+                    now = Instant::now();
                     kept(&plugin, Hook::HttpRequest, &seen, called)
                 }
             };
@@ -251,6 +261,8 @@ impl Chain {
     /// changed, and no copy of the message was made).
     pub async fn on_message(&self, hook: Hook, view: &MessageView<'_>) -> (Verdict, Option<McpMessage>) {
         let mut owned: Option<McpMessage> = None;
+        // One clock read per pass, renewed after each call (calls take time).
+        let mut now = Instant::now();
         for slot in &self.entries {
             let plugin = slot.current();
             // Plugins cannot change a message's method.
@@ -258,8 +270,8 @@ impl Chain {
                 continue;
             }
             let reused = match &owned {
-                None => plugin.reused(hook, view).await,
-                Some(message) => plugin.reused(hook, message).await,
+                None => plugin.reused(hook, view, now).await,
+                Some(message) => plugin.reused(hook, message, now).await,
             };
             let result = match reused {
                 Some(decision) => Ok(decision),
@@ -271,6 +283,7 @@ impl Chain {
                     // Boxed: a call's future is large, and kept inline it would
                     // be copied with this one on every message, reused or not.
                     let called = Box::pin(timed(&plugin, hook, plugin.call(hook, None, Some(message)))).await;
+                    now = Instant::now();
                     hidden.restore(message);
                     kept(&plugin, hook, &*message, called)
                 }

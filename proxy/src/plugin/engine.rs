@@ -4,13 +4,15 @@
 //! CPU limits use epoch interruption: a ticker thread advances the engine's
 //! epoch every [`TICK`]; a call whose deadline passes traps. Epochs cost far
 //! less per instruction than fuel, at the price of deadline granularity of
-//! one tick. Memory limits are per store (see `instance`). Instances come
+//! one tick. The ticker parks when no call has run for [`IDLE_TICKS`] ticks
+//! and a call wakes it ([`running`]). Memory limits are per store (see `instance`). Instances come
 //! from wasmtime's pooling allocator, so instantiating is a copy-on-write
 //! remap rather than a fresh allocation.
 
 use super::PluginError;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -52,13 +54,62 @@ fn build_engine() -> wasmtime::Result<Engine> {
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     let engine = Engine::new(&config)?;
     let ticker = engine.clone();
-    std::thread::Builder::new().name("mcpd-plugin-epoch".into()).spawn(move || {
+    let thread = std::thread::Builder::new().name("mcpd-plugin-epoch".into()).spawn(move || {
+        let mut idle_ticks = 0;
         loop {
             std::thread::sleep(TICK);
             ticker.increment_epoch();
+            idle_ticks = match RUNNING.load(Ordering::SeqCst) {
+                0 => idle_ticks + 1,
+                _ => 0,
+            };
+            if idle_ticks >= IDLE_TICKS {
+                idle_ticks = 0;
+                PARKED.store(true, Ordering::SeqCst);
+                // A call that began before the flag was up did not see it:
+                // it is counted here instead (Dekker's pairing with `running`).
+                if RUNNING.load(Ordering::SeqCst) == 0 {
+                    std::thread::park();
+                }
+                PARKED.store(false, Ordering::SeqCst);
+            }
         }
     })?;
+    // Before any instance exists, so no call can miss the ticker.
+    let _ = TICKER.set(thread.thread().clone());
     Ok(engine)
+}
+
+/// WebAssembly calls (and instantiations) running now.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Whether the ticker is parked (or about to be).
+static PARKED: AtomicBool = AtomicBool::new(false);
+static TICKER: OnceLock<std::thread::Thread> = OnceLock::new();
+
+/// Ticks with no call running before the ticker parks: an idle gateway, or
+/// one answering from reused decisions, is not woken a thousand times a
+/// second, while a steady stream of calls never pays for waking it.
+const IDLE_TICKS: u32 = 100;
+
+/// Held while WebAssembly may run: keeps the epoch ticking, so CPU
+/// deadlines hold. Every call and instantiation holds one.
+pub struct Running(());
+
+pub fn running() -> Running {
+    RUNNING.fetch_add(1, Ordering::SeqCst);
+    if PARKED.load(Ordering::SeqCst)
+        && PARKED.swap(false, Ordering::SeqCst)
+        && let Some(ticker) = TICKER.get()
+    {
+        ticker.unpark();
+    }
+    Running(())
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Compiles the component at `path`, or loads its compiled form from

@@ -68,10 +68,14 @@ pub struct Instance<W> {
 
 impl<W> Instance<W> {
     /// Arms the CPU deadline for one call.
-    pub fn start_call(&mut self, limit: Duration) {
+    /// Readies the instance for a call limited to `limit` of CPU; hold the
+    /// guard until the call returns (it keeps the deadline clock running).
+    #[must_use = "the CPU limit is enforced only while the guard lives"]
+    pub fn start_call(&mut self, limit: Duration) -> super::engine::Running {
         self.store.data_mut().waited = Duration::ZERO;
         self.store.data_mut().recording.clear();
         self.store.set_epoch_deadline(ticks(limit));
+        super::engine::running()
     }
 }
 
@@ -160,6 +164,7 @@ impl<W: World> Instances<W> {
             }
         });
         store.set_epoch_deadline(ticks(limits.start));
+        let _running = super::engine::running();
         let exports =
             W::instantiate(&self.pre, &mut store).await.map_err(|e| match self.classify(e, limits.start) {
                 PluginError::Trap { plugin, reason } => PluginError::Instantiate { plugin, reason },

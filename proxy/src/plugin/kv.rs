@@ -51,7 +51,8 @@ impl Entry {
 
 #[derive(Default)]
 pub struct KvStore {
-    map: DashMap<String, Entry>,
+    /// foldhash, seeded per map (see `reuse`'s cache).
+    map: DashMap<String, Entry, foldhash::quality::RandomState>,
 }
 
 fn expiry(ttl_ms: u64, now: Instant) -> Option<Instant> {

@@ -10,6 +10,7 @@ use super::instances::{Instances, World};
 use super::reuse::{DecisionCache, Reusable, Subject};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::{Component, HasSelf, Linker};
 
@@ -151,11 +152,11 @@ impl LoadedPlugin {
         }))
     }
 
-    /// A decision this plugin asked to reuse for `subject` at `hook`, its
-    /// effects repeated; `None` when there is none (or a repeated take was
-    /// refused): the hook must be called.
-    pub async fn reused(&self, hook: Hook, subject: &impl Subject) -> Option<Decision> {
-        let entry = self.decisions.find(hook, subject)?;
+    /// A decision this plugin asked to reuse for `subject` at `hook`, live
+    /// at `now`, its effects repeated; `None` when there is none (or a
+    /// repeated take was refused): the hook must be called.
+    pub async fn reused(&self, hook: Hook, subject: &impl Subject, now: Instant) -> Option<Decision> {
+        let entry = self.decisions.find(hook, subject, now)?;
         if !entry.repeat(&self.instances.context).await {
             return None;
         }
@@ -185,7 +186,7 @@ impl LoadedPlugin {
     pub async fn call_fresh(&self, hook: Hook, message: &McpMessage) -> Result<Decision, PluginError> {
         let (mut instance, _) = self.instances.instantiate().await?;
         let cpu = self.instances.limits.cpu;
-        instance.start_call(cpu);
+        let _running = instance.start_call(cpu);
         let hooks = instance.exports.mcpd_plugin_hooks();
         let result = match hook {
             Hook::Response => hooks.call_on_response(&mut instance.store, message).await,
@@ -204,7 +205,7 @@ impl LoadedPlugin {
     ) -> Result<(Decision, Option<Reusable>), PluginError> {
         let mut instance = self.instances.checkout().await?;
         let cpu = self.instances.limits.cpu;
-        instance.start_call(cpu);
+        let _running = instance.start_call(cpu);
         let hooks = instance.exports.mcpd_plugin_hooks();
         let result = match (hook, http, message) {
             (Hook::HttpRequest, Some(request), _) => hooks.call_on_http_request(&mut instance.store, request).await,

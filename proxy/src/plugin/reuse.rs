@@ -255,13 +255,15 @@ pub struct DecisionCache {
     capacity: usize,
     /// Per hook ([`Hook::index`]): the `vary`s its calls have asked for.
     specs: [RwLock<Vec<Spec>>; 3],
-    entries: DashMap<Box<[u8]>, Arc<Entry>>,
+    /// foldhash, seeded per map: keys hold what clients send, and SipHash
+    /// was most of a lookup.
+    entries: DashMap<Box<[u8]>, Arc<Entry>, foldhash::quality::RandomState>,
 }
 
 impl DecisionCache {
     /// A cache of at most `capacity` decisions (0: reuse is off).
     pub fn new(capacity: usize) -> DecisionCache {
-        DecisionCache { capacity, specs: Default::default(), entries: DashMap::new() }
+        DecisionCache { capacity, specs: Default::default(), entries: DashMap::default() }
     }
 
     #[cfg(test)]
@@ -269,8 +271,8 @@ impl DecisionCache {
         self.entries.len()
     }
 
-    /// The live decision kept for `subject` at `hook`, if any.
-    pub fn find(&self, hook: Hook, subject: &impl Subject) -> Option<Arc<Entry>> {
+    /// The decision kept for `subject` at `hook` and live at `now`, if any.
+    pub fn find(&self, hook: Hook, subject: &impl Subject, now: Instant) -> Option<Arc<Entry>> {
         if self.capacity == 0 {
             return None;
         }
@@ -278,7 +280,6 @@ impl DecisionCache {
         if specs.is_empty() {
             return None;
         }
-        let now = Instant::now();
         KEY.with_borrow_mut(|key| {
             for (index, spec) in specs.iter().enumerate() {
                 start_key(key, hook, index);
@@ -386,7 +387,7 @@ mod tests {
     }
 
     fn kept(cache: &DecisionCache, m: &McpMessage) -> bool {
-        cache.find(Hook::Request, m).is_some()
+        cache.find(Hook::Request, m, Instant::now()).is_some()
     }
 
     #[test]
@@ -400,7 +401,7 @@ mod tests {
         assert!(kept(&cache, &again), "id and unnamed parts do not matter");
         assert!(!kept(&cache, &message("grace", "echo")), "another principal");
         assert!(!kept(&cache, &message("ada", "add")), "another tool");
-        assert!(cache.find(Hook::Response, &ada).is_none(), "another hook");
+        assert!(cache.find(Hook::Response, &ada, Instant::now()).is_none(), "another hook");
         let mut list = message("ada", "echo");
         list.method = Some("tools/list".into());
         assert!(!kept(&cache, &list), "another method");

@@ -79,7 +79,7 @@ impl Translator {
     pub async fn handle(&self, message: &McpMessage) -> Result<String, TranslateError> {
         let mut instance = self.instances.checkout().await.map_err(TranslateError::Failed)?;
         let cpu = self.instances.limits.cpu;
-        instance.start_call(cpu);
+        let _running = instance.start_call(cpu);
         let call = instance.exports.mcpd_plugin_translator().call_handle(&mut instance.store, message).await;
         let answer = call.map_err(|e| TranslateError::Failed(self.instances.classify(e, cpu)))?;
         let size = match &answer {
