@@ -177,6 +177,26 @@ pub async fn request(
     filtered
 }
 
+/// Why a message is refused after the request hook rewrote it.
+pub const INVALID_REWRITE: &str = "a plugin made the message invalid";
+
+/// The message to forward after the request hook: `message` (parsed from
+/// `body`) as it came, or the `rewritten` bytes parsed. `Err` carries the
+/// original id when the rewrite is not a JSON-RPC message.
+pub fn forwarded<'a>(
+    body: &'a Bytes,
+    message: Message<'a>,
+    rewritten: &'a Option<Bytes>,
+) -> Result<(&'a Bytes, Message<'a>), Option<&'a RawValue>> {
+    match rewritten {
+        None => Ok((body, message)),
+        Some(rewritten) => match Message::parse(rewritten) {
+            Ok(parsed) => Ok((rewritten, parsed)),
+            Err(_) => Err(message.id),
+        },
+    }
+}
+
 /// Runs `hook` over the message in `bytes`; rewrites it when a plugin
 /// changed its params (or result). `answering`: see [`view`].
 pub async fn message(

@@ -31,7 +31,7 @@ use super::plugin_hooks::{self, Caller, Filtered};
 use super::respond;
 use crate::gateway::Gateway;
 use crate::mcp::errors::*;
-use crate::mcp::jsonrpc::{self, Kind, Message};
+use crate::mcp::jsonrpc::{self, Kind};
 use crate::mcp::{PROTOCOL_HEADER, SESSION_HEADER, era, version};
 use crate::plugin::bindings::Rejection;
 use crate::plugin::chain::Verdict;
@@ -194,15 +194,9 @@ async fn post(
             }
         }
     };
-    let (body, message) = match &rewritten {
-        None => (&body, message),
-        Some(rewritten) => match Message::parse(rewritten) {
-            Ok(parsed) => (rewritten, parsed),
-            Err(_) => {
-                let text = "a plugin made the message invalid";
-                return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, text, &[]).await;
-            }
-        },
+    let (body, message) = match plugin_hooks::forwarded(&body, message, &rewritten) {
+        Ok(forwarded) => forwarded,
+        Err(id) => return respond::rpc_error(http, 500, id, INTERNAL_ERROR, plugin_hooks::INVALID_REWRITE, &[]).await,
     };
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), stateless, "POST");
     if stateless && route.settings.stateless {

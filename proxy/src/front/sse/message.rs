@@ -78,15 +78,9 @@ pub(super) async fn post(
             Filtered::Stop(verdict) => return answer_verdict(http, message.id, verdict, false).await,
         },
     };
-    let (body, message) = match &rewritten {
-        None => (&body, message),
-        Some(rewritten) => match Message::parse(rewritten) {
-            Ok(parsed) => (rewritten, parsed),
-            Err(_) => {
-                let text = "a plugin made the message invalid";
-                return respond::rpc_error(http, 500, message.id, INTERNAL_ERROR, text, &[]).await;
-            }
-        },
+    let (body, message) = match plugin_hooks::forwarded(&body, message, &rewritten) {
+        Ok(forwarded) => forwarded,
+        Err(id) => return respond::rpc_error(http, 500, id, INTERNAL_ERROR, plugin_hooks::INVALID_REWRITE, &[]).await,
     };
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), "legacy SSE POST");
     let work = Work { gateway: Arc::clone(gateway), route: Arc::clone(route), connection, caller, body: body.clone() };
