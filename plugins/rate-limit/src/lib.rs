@@ -32,8 +32,10 @@ pub struct RateLimit {
 }
 
 impl Plugin for RateLimit {
+    /// Of the optional parts it reads only the session (a key kind);
+    /// names, principals and addresses are always there.
     fn info() -> Info {
-        Info::new("rate-limit", env!("CARGO_PKG_VERSION"), Hooks::REQUEST)
+        Info::new("rate-limit", env!("CARGO_PKG_VERSION"), Hooks::REQUEST).reads(Parts::SESSION)
     }
 
     fn new(config: Config) -> Result<Self, Error> {

@@ -8,94 +8,80 @@ use crate::mcp::jsonrpc::{self, Kind, Message};
 use crate::plugin::bindings::{Direction, Header, McpMessage, MessageKind, MessageParts, RpcError};
 use crate::plugin::chain::{HeaderSelection, Verdict};
 use crate::plugin::loaded::Hook;
-use crate::plugin::view::{HttpRequestView, MessageView};
+use crate::plugin::view::{Headers, HttpRequestView, MessageView};
 use crate::route::Route;
 use bytes::Bytes;
 use pingora::protocols::http::ServerSession;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Who is calling, as the hooks saw it; carried through one HTTP request.
 #[derive(Default, Clone)]
 pub struct Caller {
-    pub principal: Option<String>,
+    /// Shared: a reused sign-in hands the same one to every request.
+    pub principal: Option<Arc<str>>,
     /// What an auth plugin said the client may do.
-    pub scopes: Vec<String>,
+    pub scopes: Arc<[String]>,
     pub client: String,
+    /// The request's selected headers, as the HTTP-request hook left them;
+    /// copied only when a message hook reads headers.
     pub headers: Vec<Header>,
 }
 
-impl Caller {
-    pub fn of(http: &ServerSession, client: String, selection: &HeaderSelection) -> Caller {
-        let headers = match selection {
-            HeaderSelection::None => Vec::new(),
-            _ => http
-                .req_header()
-                .headers
-                .iter()
-                .filter(|(name, _)| selection.wants(name))
-                .filter_map(|(name, value)| {
-                    Some(Header { name: name.as_str().to_string(), value: value.to_str().ok()?.to_string() })
-                })
-                .collect(),
-        };
-        Caller { principal: None, scopes: Vec::new(), client, headers }
+/// The request's headers that `selection` names, borrowed from it. Most
+/// requests have few, so they stay on the stack.
+fn selected<'a>(http: &'a ServerSession, selection: &HeaderSelection) -> SmallVec<[(&'a str, &'a str); 8]> {
+    if matches!(selection, HeaderSelection::None) {
+        return SmallVec::new();
     }
+    http.req_header()
+        .headers
+        .iter()
+        .filter(|(name, _)| selection.wants(name))
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect()
 }
 
 /// Who is calling, after the route's HTTP-request hook (when a plugin
 /// has one); `Err(verdict)` (a rejection or an HTTP reply) stops the request.
 pub async fn caller(route: &Route, http: &ServerSession, client: String) -> Result<Caller, Verdict> {
-    let mut caller = Caller::of(http, client, &route.plugins.headers);
-    if route.plugins.wants(Hook::HttpRequest)
-        && let Some(stop) = http_request(route, http, &mut caller).await
-    {
-        return Err(stop);
+    let plugins = &route.plugins;
+    let mut caller = Caller { client, ..Caller::default() };
+    let (hook, keep_headers) = (plugins.wants(Hook::HttpRequest), plugins.messages_read_headers());
+    if !hook && !keep_headers {
+        return Ok(caller);
+    }
+    let headers = selected(http, &plugins.headers);
+    let mut changed = None;
+    if hook {
+        let request = HttpRequestView {
+            method: http.req_header().method.as_str(),
+            path: http.req_header().uri.path(),
+            headers: Headers::Borrowed(&headers),
+            client_address: &caller.client,
+            route: &route.name,
+        };
+        let (verdict, headers) = plugins.on_http_request(request, &mut caller.principal, &mut caller.scopes).await;
+        match verdict {
+            Verdict::Proceed => {}
+            Verdict::Respond(_) => {
+                tracing::warn!(server = %route.name, "a plugin answered an HTTP request hook directly; ignored");
+            }
+            stop => return Err(stop),
+        }
+        changed = headers;
+    }
+    if keep_headers {
+        caller.headers = changed.unwrap_or_else(|| Headers::Borrowed(&headers).to_vec());
     }
     Ok(caller)
 }
 
-/// Runs the HTTP-request hook; `Some(verdict)` (a rejection or an HTTP
-/// reply) stops the request.
-pub async fn http_request(route: &Route, http: &ServerSession, caller: &mut Caller) -> Option<Verdict> {
-    let Caller { principal, scopes, client, headers } = caller;
-    let request = HttpRequestView {
-        method: http.req_header().method.as_str(),
-        path: http.req_header().uri.path(),
-        headers: &[],
-        client_address: client,
-        route: &route.name,
-    };
-    match route.plugins.on_http_request(request, headers, principal, scopes).await {
-        Verdict::Proceed => None,
-        Verdict::Respond(_) => {
-            tracing::warn!(server = %route.name, "a plugin answered an HTTP request hook directly; ignored");
-            None
-        }
-        stop => Some(stop),
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct Named<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    uri: Option<Cow<'a, str>>,
-}
-
 /// The tool or prompt name, or resource URI, a request is about.
 fn subject<'a>(message: &Message<'a>) -> Option<Cow<'a, str>> {
-    let field = match message.method() {
-        "tools/call" | "prompts/get" => true,
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => false,
-        _ => return None,
-    };
-    let named: Named<'a> = serde_json::from_str(message.params?.get()).ok()?;
-    match field {
-        true => named.name,
-        false => named.uri,
-    }
+    crate::mcp::subject::of(message.method.as_deref()?, message.params?)
 }
 
 /// What hooks see of `message`, with only the optional `parts` some hook
@@ -171,8 +157,8 @@ pub async fn request(
 ) -> Filtered {
     let (filtered, seen) = run(Hook::Request, route, caller, session, message, bytes, None).await;
     if let Some(seen) = seen {
-        caller.principal = seen.principal;
-        caller.scopes = seen.scopes;
+        caller.principal = seen.principal.map(Arc::from);
+        caller.scopes = Arc::from(seen.scopes);
     }
     filtered
 }

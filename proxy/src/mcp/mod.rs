@@ -4,6 +4,7 @@
 pub mod era;
 pub mod errors;
 pub mod jsonrpc;
+pub mod subject;
 pub mod version;
 
 /// Header carrying the session id the gateway hands out.

@@ -17,12 +17,13 @@ use super::bindings::{
     RpcError,
 };
 use super::loaded::{self, Hook, Limits, LoadedPlugin};
-use super::reuse::{Reusable, Subject};
+use super::reuse::{Grants, Reusable, Subject};
 use super::store::PluginStore;
-use super::view::{HttpRequestView, MessageView};
+use super::view::{Headers, HttpRequestView, MessageView};
 use super::{PluginError, engine};
 use crate::config::{OnError, PluginSettings};
 use crate::metrics;
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
@@ -199,6 +200,15 @@ impl Chain {
         self.entries.iter().any(|slot| slot.peek(|plugin| plugin.hooks.contains(hook.flag())))
     }
 
+    /// Whether a request or response hook reads the HTTP request's headers
+    /// (so the front must keep a copy of them for the messages).
+    pub fn messages_read_headers(&self) -> bool {
+        let message_hooks = HookSet::REQUEST | HookSet::RESPONSE;
+        self.entries.iter().any(|slot| {
+            slot.peek(|plugin| plugin.hooks.intersects(message_hooks) && plugin.reads.contains(MessageParts::HEADERS))
+        })
+    }
+
     /// What the plugins whose `hook` sees a message with `method` read of
     /// it; `None` when no plugin sees it, so the caller can skip it.
     pub fn reads(&self, hook: Hook, method: Option<&str>) -> Option<MessageParts> {
@@ -210,16 +220,16 @@ impl Chain {
         })
     }
 
-    /// Runs the HTTP-request hook over `request` (whose own headers are
-    /// ignored: `headers` are the request's, and collect changes, as do
-    /// `principal` and `scopes`).
+    /// Runs the HTTP-request hook over `request`; plugins' grants go to
+    /// `principal` and `scopes`. The request's headers come back when a
+    /// plugin changed them (`None`: as they came, and none was copied).
     pub async fn on_http_request(
         &self,
         request: HttpRequestView<'_>,
-        headers: &mut Vec<Header>,
-        principal: &mut Option<String>,
-        scopes: &mut Vec<String>,
-    ) -> Verdict {
+        principal: &mut Option<Arc<str>>,
+        scopes: &mut Arc<[String]>,
+    ) -> (Verdict, Option<Vec<Header>>) {
+        let mut changed: Option<Vec<Header>> = None;
         // One clock read per pass, renewed after each call (calls take time).
         let mut now = Instant::now();
         for slot in &self.entries {
@@ -227,9 +237,25 @@ impl Chain {
             if !plugin.hooks.contains(HookSet::HTTP_REQUEST) {
                 continue;
             }
+            let headers = changed.as_deref().map_or(request.headers, Headers::Records);
             let seen = HttpRequestView { headers, ..request };
-            let result = match plugin.reused(Hook::HttpRequest, &seen, now).await {
-                Some(decision) => Ok(decision),
+            let reused = plugin.reused(Hook::HttpRequest, &seen, now).await;
+            let result = match reused.as_deref() {
+                // The usual reused sign-in: its grants are shared, not copied.
+                Some(entry) if let Decision::Modify(changes) = &entry.decision => {
+                    let Grants { principal: granted, scopes: granted_scopes } = &entry.grants;
+                    if granted.is_some() {
+                        principal.clone_from(granted);
+                    }
+                    if let Some(granted) = granted_scopes {
+                        *scopes = Arc::clone(granted);
+                    }
+                    if !changes.headers.is_empty() {
+                        merge_headers(changed.get_or_insert_with(|| request.headers.to_vec()), changes.headers.clone());
+                    }
+                    continue;
+                }
+                Some(entry) => Ok(entry.decision.clone()),
                 None => {
                     let record = seen.to_request();
                     let call = plugin.call(Hook::HttpRequest, Some(&record), None);
@@ -242,18 +268,20 @@ impl Chain {
             match settle(slot, &plugin, result) {
                 Step::Next(None) => {}
                 Step::Next(Some(changes)) => {
-                    if changes.principal.is_some() {
-                        *principal = changes.principal;
+                    if let Some(granted) = changes.principal {
+                        *principal = Some(Arc::from(granted));
                     }
                     if let Some(granted) = changes.scopes {
-                        *scopes = granted;
+                        *scopes = Arc::from(granted);
                     }
-                    merge_headers(headers, changes.headers);
+                    if !changes.headers.is_empty() {
+                        merge_headers(changed.get_or_insert_with(|| request.headers.to_vec()), changes.headers);
+                    }
                 }
-                Step::Stop(verdict) => return verdict,
+                Step::Stop(verdict) => return (verdict, changed),
             }
         }
-        Verdict::Proceed
+        (Verdict::Proceed, changed)
     }
 
     /// Runs the request or response hook over `view`. The message plugins
@@ -274,7 +302,7 @@ impl Chain {
                 Some(message) => plugin.reused(hook, message, now).await,
             };
             let result = match reused {
-                Some(decision) => Ok(decision),
+                Some(entry) => Ok(entry.decision.clone()),
                 None => {
                     let message = owned.get_or_insert_with(|| view.to_message());
                     // Copying text into the plugin is most of a call's cost:
@@ -304,7 +332,11 @@ fn apply(message: &mut McpMessage, changes: Changes) {
         message.params = changes.params;
         // The next plugin must see the name the new params carry.
         if message.kind == MessageKind::Request {
-            message.name = subject_of(message.method.as_deref(), message.params.as_deref());
+            message.name = crate::mcp::subject::of_text(
+                message.method.as_deref().unwrap_or_default(),
+                message.params.as_deref().unwrap_or_default(),
+            )
+            .map(Cow::into_owned);
         }
     }
     if changes.principal.is_some() {
@@ -354,17 +386,6 @@ impl Hidden {
             message.headers = headers;
         }
     }
-}
-
-/// The tool or prompt name, or resource URI, in a request's params.
-fn subject_of(method: Option<&str>, params: Option<&str>) -> Option<String> {
-    let field = match method? {
-        "tools/call" | "prompts/get" => "name",
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
-        _ => return None,
-    };
-    let params: serde_json::Value = serde_json::from_str(params?).ok()?;
-    params.get(field)?.as_str().map(str::to_owned)
 }
 
 /// The decision of a call, kept for reuse first when the call asked for

@@ -7,7 +7,7 @@ use super::bindings::{
     Decision, HookSet, HostState, HttpRequest, McpMessage, MessageParts, Plugin, PluginContext, PluginInfo, PluginPre,
 };
 use super::instances::{Instances, World};
-use super::reuse::{DecisionCache, Reusable, Subject};
+use super::reuse::{DecisionCache, Entry, Reusable, Subject};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -155,13 +155,13 @@ impl LoadedPlugin {
     /// A decision this plugin asked to reuse for `subject` at `hook`, live
     /// at `now`, its effects repeated; `None` when there is none (or a
     /// repeated take was refused): the hook must be called.
-    pub async fn reused(&self, hook: Hook, subject: &impl Subject, now: Instant) -> Option<Decision> {
+    pub async fn reused(&self, hook: Hook, subject: &impl Subject, now: Instant) -> Option<Arc<Entry>> {
         let entry = self.decisions.find(hook, subject, now)?;
         if !entry.repeat(&self.instances.context).await {
             return None;
         }
         self.metrics.reused[hook.index()].inc();
-        Some(entry.decision.clone())
+        Some(entry)
     }
 
     /// Keeps `decision`, made by a call on `subject`, for reuse.

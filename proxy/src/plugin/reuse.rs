@@ -17,7 +17,7 @@
 
 use super::bindings::{Decision, HttpRequest, McpMessage, PluginContext, Reuse, Vary};
 use super::loaded::Hook;
-use super::view::{HttpRequestView, MessageView};
+use super::view::{Headers, HttpRequestView, MessageView};
 use dashmap::DashMap;
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock};
@@ -140,9 +140,9 @@ impl Key {
     }
 
     /// Every value of each named header, in order; none is a value too.
-    fn headers(&mut self, names: &[String], headers: &[super::bindings::Header]) {
+    fn headers(&mut self, names: &[String], headers: Headers<'_>) {
         for name in names {
-            self.parts(headers.iter().filter(|h| h.name == *name).map(|h| h.value.as_str()));
+            self.parts(headers.values(name));
         }
     }
 }
@@ -172,7 +172,7 @@ impl Subject for MessageView<'_> {
         if vary.contains(Vary::SESSION) {
             key.part(self.session);
         }
-        key.headers(&spec.headers, self.headers);
+        key.headers(&spec.headers, Headers::Records(self.headers));
     }
 }
 
@@ -204,8 +204,30 @@ impl Subject for HttpRequest {
 /// A kept decision.
 pub struct Entry {
     pub decision: Decision,
+    /// A kept `modify`'s principal and scopes, shared: applying them to
+    /// each request it is reused for copies nothing.
+    pub grants: Grants,
     expires: Instant,
     effects: Effects,
+}
+
+/// The principal and scopes a decision grants, when it does.
+#[derive(Debug, Default)]
+pub struct Grants {
+    pub principal: Option<Arc<str>>,
+    pub scopes: Option<Arc<[String]>>,
+}
+
+impl Grants {
+    fn of(decision: &Decision) -> Grants {
+        match decision {
+            Decision::Modify(changes) => Grants {
+                principal: changes.principal.as_deref().map(Arc::from),
+                scopes: changes.scopes.as_deref().map(Arc::from),
+            },
+            _ => Grants::default(),
+        }
+    }
 }
 
 impl Entry {
@@ -319,7 +341,12 @@ impl DecisionCache {
             return;
         }
         let ttl = Duration::from_millis(u64::from(reusable.reuse.ttl_ms)).min(MAX_TTL);
-        let entry = Entry { decision: decision.clone(), expires: Instant::now() + ttl, effects: reusable.effects };
+        let entry = Entry {
+            decision: decision.clone(),
+            grants: Grants::of(decision),
+            expires: Instant::now() + ttl,
+            effects: reusable.effects,
+        };
         self.entries.insert(key.0.into_boxed_slice(), Arc::new(entry));
     }
 

@@ -78,12 +78,46 @@ impl McpMessage {
     }
 }
 
+/// Request headers as a hook sees them: records (a message's, or a
+/// request's once a plugin changed them), or name/value pairs borrowed from
+/// the HTTP request, so that a reused decision copies none.
+#[derive(Debug, Clone, Copy)]
+pub enum Headers<'a> {
+    Records(&'a [Header]),
+    Borrowed(&'a [(&'a str, &'a str)]),
+}
+
+impl<'a> Headers<'a> {
+    /// Every value of the header `name` (lower case), in order.
+    pub fn values<'n>(self, name: &'n str) -> impl Iterator<Item = &'a str> + 'n
+    where
+        'a: 'n,
+    {
+        let (records, pairs): (&[Header], &[(&str, &str)]) = match self {
+            Headers::Records(records) => (records, &[]),
+            Headers::Borrowed(pairs) => (&[], pairs),
+        };
+        let records = records.iter().filter(move |h| h.name == name).map(|h| h.value.as_str());
+        records.chain(pairs.iter().filter(move |(n, _)| *n == name).map(|(_, value)| *value))
+    }
+
+    pub fn to_vec(self) -> Vec<Header> {
+        match self {
+            Headers::Records(records) => records.to_vec(),
+            Headers::Borrowed(pairs) => pairs
+                .iter()
+                .map(|(name, value)| Header { name: (*name).to_owned(), value: (*value).to_owned() })
+                .collect(),
+        }
+    }
+}
+
 /// An HTTP request as the HTTP-request hook sees it, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpRequestView<'a> {
     pub method: &'a str,
     pub path: &'a str,
-    pub headers: &'a [Header],
+    pub headers: Headers<'a>,
     pub client_address: &'a str,
     pub route: &'a str,
 }
@@ -107,7 +141,7 @@ impl HttpRequest {
         HttpRequestView {
             method: &self.method,
             path: &self.path,
-            headers: &self.headers,
+            headers: Headers::Records(&self.headers),
             client_address: &self.client_address,
             route: &self.route,
         }
@@ -144,5 +178,13 @@ mod tests {
             route: "fx".into(),
         };
         assert_eq!(format!("{:?}", request.view().to_request()), format!("{request:?}"));
+        let pairs = [("x-user", "ada"), ("accept", "*/*"), ("x-user", "grace")];
+        let borrowed = HttpRequestView { headers: Headers::Borrowed(&pairs), ..request.view() };
+        let owned = borrowed.to_request();
+        assert_eq!(owned.headers.len(), 3, "every pair becomes a record");
+        for headers in [borrowed.headers, owned.view().headers] {
+            assert_eq!(headers.values("x-user").collect::<Vec<_>>(), ["ada", "grace"], "all values, in order");
+            assert_eq!(headers.values("host").count(), 0);
+        }
     }
 }

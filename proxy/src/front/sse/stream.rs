@@ -58,7 +58,7 @@ pub(super) async fn open(
         return respond::rpc_error(http, 503, None, INTERNAL_ERROR, "mcpd is shutting down", &retry).await;
     }
     // The connection is a session: it counts against the same caps.
-    let client = caller.principal.clone().unwrap_or_else(|| caller.client.clone());
+    let client = caller.principal.as_deref().unwrap_or(&caller.client).to_owned();
     let reservation = match gateway.sessions.reserve(&route.name, &client, route.settings.session.max_per_client) {
         Ok(reservation) => reservation,
         Err(refusal) => {

@@ -45,7 +45,7 @@ pub(super) async fn session(
 ) -> pingora::Result<()> {
     // Sessions count against who the client is: its principal when a plugin
     // (e.g. auth) named one, else its address.
-    let client = caller.principal.clone().unwrap_or_else(|| caller.client.clone());
+    let client = caller.principal.as_deref().unwrap_or(&caller.client).to_owned();
     let settings = &route.settings;
     let reservation = match gateway.sessions.reserve(&route.name, &client, settings.session.max_per_client) {
         Ok(reservation) => reservation,
