@@ -123,9 +123,7 @@ pub(super) async fn answer_verdict(
 /// `/.well-known/oauth-protected-resource/…`: what the route's plugins
 /// answer (an auth plugin replies with the document), else 404.
 pub async fn resource_metadata(route: &Arc<Route>, http: &mut ServerSession) -> pingora::Result<()> {
-    if route.plugins.wants(Hook::HttpRequest)
-        && let Err(verdict @ Verdict::Reply(_)) = plugin_hooks::caller(route, http, client_address(http)).await
-    {
+    if let Err(verdict @ Verdict::Reply(_)) = plugin_hooks::caller(route, http, client_address(http)).await {
         return answer_verdict(http, None, verdict, false).await;
     }
     let body = Bytes::from(r#"{"error":"this route publishes no protected-resource metadata"}"#);

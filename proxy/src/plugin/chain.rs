@@ -13,12 +13,12 @@
 //! record only for a call, or when a decision changes it.
 
 use super::bindings::{
-    Changes, Decision, Header, HookSet, HttpReply, McpMessage, MessageKind, MessageParts, PluginContext, Rejection,
-    RpcError,
+    Changes, Decision, Header, HttpReply, McpMessage, MessageKind, MessageParts, PluginContext, Rejection, RpcError,
 };
 use super::loaded::{self, Hook, Limits, LoadedPlugin};
 use super::reuse::{Grants, Reusable, Subject};
 use super::store::PluginStore;
+use super::subscription::{MethodBit, Subscription};
 use super::view::{Headers, HttpRequestView, MessageView};
 use super::{PluginError, engine};
 use crate::config::{OnError, PluginSettings};
@@ -31,6 +31,8 @@ use std::time::{Instant, SystemTime};
 /// One configured plugin whose loaded form can be replaced while running.
 pub struct PluginSlot {
     current: RwLock<Arc<LoadedPlugin>>,
+    /// What `current` is called for, readable without the lock.
+    subscription: Subscription,
     pub settings: PluginSettings,
     context: Arc<PluginContext>,
     cache_dir: Option<PathBuf>,
@@ -56,7 +58,35 @@ impl PluginSlot {
         metrics::PLUGIN_LOADS.with_label_values(&[label.as_str(), if loaded.is_ok() { "ok" } else { "failed" }]).inc();
         let loaded = loaded?;
         tracing::info!(plugin = %loaded.name, version = %loaded.version, path = %label, "plugin loaded");
-        Ok(Arc::new(PluginSlot { current: RwLock::new(loaded), settings, context, cache_dir, seen: Mutex::new(stamp) }))
+        let slot = PluginSlot {
+            current: RwLock::new(loaded),
+            subscription: Subscription::default(),
+            settings,
+            context,
+            cache_dir,
+            seen: Mutex::new(stamp),
+        };
+        slot.summarise();
+        Ok(Arc::new(slot))
+    }
+
+    /// Renews the subscription from the current version.
+    fn summarise(&self) {
+        let plugin = self.current();
+        self.subscription.update(
+            |hook| plugin.hooks.contains(hook.flag()),
+            |hook, method| self.sees(&plugin, hook, method),
+            plugin.reads,
+        );
+    }
+
+    /// Whether the current version is called at `hook` for a message
+    /// with `method` (see [`Self::sees`]); `bit` is `method`'s.
+    fn called_for(&self, hook: Hook, method: Option<&str>, bit: MethodBit) -> bool {
+        match self.subscription.sees(hook, bit) {
+            Some(seen) => seen,
+            None => self.peek(|plugin| self.sees(plugin, hook, method)),
+        }
     }
 
     /// Whether `plugin` (this slot's current version) is called at `hook`
@@ -107,6 +137,7 @@ impl PluginSlot {
                 if let Ok(mut current) = self.current.write() {
                     *current = new;
                 }
+                self.summarise();
                 Ok(())
             }
             Err(error) => {
@@ -197,26 +228,26 @@ impl Chain {
     /// True when any plugin subscribed to `hook` (so the caller can skip
     /// building the hook's input).
     pub fn wants(&self, hook: Hook) -> bool {
-        self.entries.iter().any(|slot| slot.peek(|plugin| plugin.hooks.contains(hook.flag())))
+        self.entries.iter().any(|slot| slot.subscription.has(hook))
     }
 
     /// Whether a request or response hook reads the HTTP request's headers
     /// (so the front must keep a copy of them for the messages).
     pub fn messages_read_headers(&self) -> bool {
-        let message_hooks = HookSet::REQUEST | HookSet::RESPONSE;
         self.entries.iter().any(|slot| {
-            slot.peek(|plugin| plugin.hooks.intersects(message_hooks) && plugin.reads.contains(MessageParts::HEADERS))
+            let subscription = &slot.subscription;
+            (subscription.has(Hook::Request) || subscription.has(Hook::Response))
+                && subscription.reads().contains(MessageParts::HEADERS)
         })
     }
 
     /// What the plugins whose `hook` sees a message with `method` read of
     /// it; `None` when no plugin sees it, so the caller can skip it.
     pub fn reads(&self, hook: Hook, method: Option<&str>) -> Option<MessageParts> {
-        self.entries.iter().fold(None, |parts, slot| {
-            slot.peek(|plugin| match slot.sees(plugin, hook, method) {
-                true => Some(parts.unwrap_or(MessageParts::empty()) | plugin.reads),
-                false => parts,
-            })
+        let bit = MethodBit::of(method);
+        self.entries.iter().fold(None, |parts, slot| match slot.called_for(hook, method, bit) {
+            true => Some(parts.unwrap_or(MessageParts::empty()) | slot.subscription.reads()),
+            false => parts,
         })
     }
 
@@ -233,26 +264,18 @@ impl Chain {
         // One clock read per pass, renewed after each call (calls take time).
         let mut now = Instant::now();
         for slot in &self.entries {
-            let plugin = slot.current();
-            if !plugin.hooks.contains(HookSet::HTTP_REQUEST) {
+            if !slot.subscription.has(Hook::HttpRequest) {
                 continue;
             }
+            let plugin = slot.current();
             let headers = changed.as_deref().map_or(request.headers, Headers::Records);
             let seen = HttpRequestView { headers, ..request };
             let reused = plugin.reused(Hook::HttpRequest, &seen, now).await;
             let result = match reused.as_deref() {
                 // The usual reused sign-in: its grants are shared, not copied.
                 Some(entry) if let Decision::Modify(changes) = &entry.decision => {
-                    let Grants { principal: granted, scopes: granted_scopes } = &entry.grants;
-                    if granted.is_some() {
-                        principal.clone_from(granted);
-                    }
-                    if let Some(granted) = granted_scopes {
-                        *scopes = Arc::clone(granted);
-                    }
-                    if !changes.headers.is_empty() {
-                        merge_headers(changed.get_or_insert_with(|| request.headers.to_vec()), changes.headers.clone());
-                    }
+                    entry.grants.apply(principal, scopes);
+                    change_headers(&mut changed, request.headers, changes.headers.clone());
                     continue;
                 }
                 Some(entry) => Ok(entry.decision.clone()),
@@ -268,15 +291,8 @@ impl Chain {
             match settle(slot, &plugin, result) {
                 Step::Next(None) => {}
                 Step::Next(Some(changes)) => {
-                    if let Some(granted) = changes.principal {
-                        *principal = Some(Arc::from(granted));
-                    }
-                    if let Some(granted) = changes.scopes {
-                        *scopes = Arc::from(granted);
-                    }
-                    if !changes.headers.is_empty() {
-                        merge_headers(changed.get_or_insert_with(|| request.headers.to_vec()), changes.headers);
-                    }
+                    Grants::of(&changes).apply(principal, scopes);
+                    change_headers(&mut changed, request.headers, changes.headers);
                 }
                 Step::Stop(verdict) => return (verdict, changed),
             }
@@ -291,12 +307,13 @@ impl Chain {
         let mut owned: Option<McpMessage> = None;
         // One clock read per pass, renewed after each call (calls take time).
         let mut now = Instant::now();
+        // Plugins cannot change a message's method.
+        let bit = MethodBit::of(view.method);
         for slot in &self.entries {
-            let plugin = slot.current();
-            // Plugins cannot change a message's method.
-            if !slot.sees(&plugin, hook, view.method) {
+            if !slot.called_for(hook, view.method, bit) {
                 continue;
             }
+            let plugin = slot.current();
             let reused = match &owned {
                 None => plugin.reused(hook, view, now).await,
                 Some(message) => plugin.reused(hook, message, now).await,
@@ -457,6 +474,14 @@ fn settle(slot: &PluginSlot, plugin: &LoadedPlugin, result: Result<Decision, Plu
                 }
             }
         }
+    }
+}
+
+/// Applies a plugin's header changes to the HTTP request's headers, copying
+/// them from the request the first time one changes.
+fn change_headers(changed: &mut Option<Vec<Header>>, request: Headers<'_>, changes: Vec<Header>) {
+    if !changes.is_empty() {
+        merge_headers(changed.get_or_insert_with(|| request.to_vec()), changes);
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`reuse`]: decisions a plugin asked mcpd to reuse, and their effects
 //! - [`translator`]: one loaded translator plugin (a route's backend)
 //! - [`chain`]: a route's ordered plugins, decisions and `on_error`
+//! - [`subscription`]: what each plugin is called for, readable without a lock
 //! - [`view`]: what hooks see, borrowed from the request until a call needs it
 //!
 //! Isolation: each plugin keeps a small pool of warm instances, and a call
@@ -32,6 +33,7 @@ pub mod outbound;
 pub mod reuse;
 pub mod series;
 pub mod store;
+pub mod subscription;
 pub mod translator;
 pub mod view;
 

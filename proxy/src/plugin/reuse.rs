@@ -15,7 +15,7 @@
 //! hand one caller another's decision (an auth plugin's principal), so a
 //! key is the parts themselves, length-prefixed, and equality is exact.
 
-use super::bindings::{Decision, HttpRequest, McpMessage, PluginContext, Reuse, Vary};
+use super::bindings::{Changes, Decision, HttpRequest, McpMessage, PluginContext, Reuse, Vary};
 use super::loaded::Hook;
 use super::view::{Headers, HttpRequestView, MessageView};
 use dashmap::DashMap;
@@ -219,13 +219,21 @@ pub struct Grants {
 }
 
 impl Grants {
-    fn of(decision: &Decision) -> Grants {
-        match decision {
-            Decision::Modify(changes) => Grants {
-                principal: changes.principal.as_deref().map(Arc::from),
-                scopes: changes.scopes.as_deref().map(Arc::from),
-            },
-            _ => Grants::default(),
+    /// What `changes` grant, shared.
+    pub fn of(changes: &Changes) -> Grants {
+        Grants {
+            principal: changes.principal.as_deref().map(Arc::from),
+            scopes: changes.scopes.as_deref().map(Arc::from),
+        }
+    }
+
+    /// Gives a caller what these grant; what they leave out stays as it was.
+    pub fn apply(&self, principal: &mut Option<Arc<str>>, scopes: &mut Arc<[String]>) {
+        if self.principal.is_some() {
+            principal.clone_from(&self.principal);
+        }
+        if let Some(granted) = &self.scopes {
+            *scopes = Arc::clone(granted);
         }
     }
 }
@@ -343,7 +351,10 @@ impl DecisionCache {
         let ttl = Duration::from_millis(u64::from(reusable.reuse.ttl_ms)).min(MAX_TTL);
         let entry = Entry {
             decision: decision.clone(),
-            grants: Grants::of(decision),
+            grants: match decision {
+                Decision::Modify(changes) => Grants::of(changes),
+                _ => Grants::default(),
+            },
             expires: Instant::now() + ttl,
             effects: reusable.effects,
         };
