@@ -23,14 +23,17 @@ use super::view::{Headers, HttpRequestView, MessageView};
 use super::{PluginError, engine};
 use crate::config::{OnError, PluginSettings};
 use crate::metrics;
+use arc_swap::{ArcSwap, Guard};
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 /// One configured plugin whose loaded form can be replaced while running.
 pub struct PluginSlot {
-    current: RwLock<Arc<LoadedPlugin>>,
+    /// Swapped whole on reload; reading it takes no lock and, in the
+    /// common case, no reference count (messages read it per plugin).
+    current: ArcSwap<LoadedPlugin>,
     /// What `current` is called for, readable without the lock.
     subscription: Subscription,
     pub settings: PluginSettings,
@@ -59,7 +62,7 @@ impl PluginSlot {
         let loaded = loaded?;
         tracing::info!(plugin = %loaded.name, version = %loaded.version, path = %label, "plugin loaded");
         let slot = PluginSlot {
-            current: RwLock::new(loaded),
+            current: ArcSwap::new(loaded),
             subscription: Subscription::default(),
             settings,
             context,
@@ -96,20 +99,20 @@ impl PluginSlot {
         plugin.wants(hook, method) && loaded::admits(&self.settings.methods, method)
     }
 
-    /// Asks the current version something without taking a reference to
-    /// it: for the questions asked of every message.
+    /// Asks the current version something: for the questions asked of
+    /// every message.
     fn peek<R>(&self, ask: impl FnOnce(&LoadedPlugin) -> R) -> R {
-        match self.current.read() {
-            Ok(current) => ask(&current),
-            Err(poisoned) => ask(&poisoned.into_inner()),
-        }
+        ask(&self.current.load())
+    }
+
+    /// The current version, held for one message's pass: cheaper than
+    /// [`Self::current`], and a reload meanwhile does not affect it.
+    fn loaded(&self) -> Guard<Arc<LoadedPlugin>> {
+        self.current.load()
     }
 
     pub fn current(&self) -> Arc<LoadedPlugin> {
-        match self.current.read() {
-            Ok(current) => Arc::clone(&current),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.current.load_full()
     }
 
     /// Reloads the plugin if its file changed since the last attempt. Calls
@@ -134,9 +137,7 @@ impl PluginSlot {
             Ok(new) => {
                 tracing::info!(plugin = %new.name, version = %new.version, previous = %old.version, "plugin reloaded");
                 metrics::PLUGIN_LOADS.with_label_values(&[new.name.as_str(), "ok"]).inc();
-                if let Ok(mut current) = self.current.write() {
-                    *current = new;
-                }
+                self.current.store(new);
                 self.summarise();
                 Ok(())
             }
@@ -267,7 +268,7 @@ impl Chain {
             if !slot.subscription.has(Hook::HttpRequest) {
                 continue;
             }
-            let plugin = slot.current();
+            let plugin = slot.loaded();
             let headers = changed.as_deref().map_or(request.headers, Headers::Records);
             let seen = HttpRequestView { headers, ..request };
             let reused = plugin.reused(Hook::HttpRequest, &seen, now).await;
@@ -313,7 +314,7 @@ impl Chain {
             if !slot.called_for(hook, view.method, bit) {
                 continue;
             }
-            let plugin = slot.current();
+            let plugin = slot.loaded();
             let reused = match &owned {
                 None => plugin.reused(hook, view, now).await,
                 Some(message) => plugin.reused(hook, message, now).await,
