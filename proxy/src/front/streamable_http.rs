@@ -196,7 +196,7 @@ async fn post(
     };
     tracing::debug!(target: "mcpd::access", server = %route.name, method = message.method(), kind = ?message.kind(), stateless, "POST");
     if stateless && route.settings.stateless {
-        return super::stateless::post(route, http, &message, &body, caller, envelope.as_ref()).await;
+        return super::stateless::post(route, http, &message, body, caller, envelope.as_ref()).await;
     }
     if let Some(translator) = &route.translator {
         return super::translate::post(route, translator, http, &message, caller).await;
@@ -204,11 +204,11 @@ async fn post(
     match (message.kind(), message.method()) {
         (Kind::Request, "initialize") => match &route.pool {
             Some(pool) => initialize::from_handshake(route, pool, http, &message, &[]).await,
-            None => initialize::session(gateway, route, http, &message, &body, caller).await,
+            None => initialize::session(gateway, route, http, &message, body, caller).await,
         },
-        (Kind::Request, _) => forward::request(gateway, route, http, &message, &body, caller).await,
-        (Kind::Notification, _) => forward::notification(gateway, route, http, &message, &body, caller).await,
-        (Kind::Response, _) => forward::client_answer(gateway, route, http, &message, &body, caller).await,
+        (Kind::Request, _) => forward::request(gateway, route, http, &message, body, caller).await,
+        (Kind::Notification, _) => forward::notification(gateway, route, http, &message, body, caller).await,
+        (Kind::Response, _) => forward::client_answer(gateway, route, http, &message, body, caller).await,
     }
 }
 

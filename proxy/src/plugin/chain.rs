@@ -34,7 +34,7 @@ pub struct PluginSlot {
     /// Swapped whole on reload; reading it takes no lock and, in the
     /// common case, no reference count (messages read it per plugin).
     current: ArcSwap<LoadedPlugin>,
-    /// What `current` is called for, readable without the lock.
+    /// What `current` is called for, answered without loading it.
     subscription: Subscription,
     pub settings: PluginSettings,
     context: Arc<PluginContext>,
@@ -88,7 +88,7 @@ impl PluginSlot {
     fn called_for(&self, hook: Hook, method: Option<&str>, bit: MethodBit) -> bool {
         match self.subscription.sees(hook, bit) {
             Some(seen) => seen,
-            None => self.peek(|plugin| self.sees(plugin, hook, method)),
+            None => self.sees(&self.loaded(), hook, method),
         }
     }
 
@@ -97,12 +97,6 @@ impl PluginSlot {
     /// `methods` for this entry admit it.
     fn sees(&self, plugin: &LoadedPlugin, hook: Hook, method: Option<&str>) -> bool {
         plugin.wants(hook, method) && loaded::admits(&self.settings.methods, method)
-    }
-
-    /// Asks the current version something: for the questions asked of
-    /// every message.
-    fn peek<R>(&self, ask: impl FnOnce(&LoadedPlugin) -> R) -> R {
-        ask(&self.current.load())
     }
 
     /// The current version, held for one message's pass: cheaper than

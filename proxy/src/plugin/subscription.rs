@@ -66,7 +66,8 @@ impl MethodBit {
     }
 }
 
-/// Message parts in the order of their bits in [`Subscription::reads`].
+/// Message parts in the order of their bits in [`Subscription::reads`]
+/// (the WIT flags type has no constructor from raw bits).
 const PARTS: [MessageParts; 3] = [MessageParts::PARAMS, MessageParts::HEADERS, MessageParts::SESSION];
 
 /// One slot's summary; see the module docs.
